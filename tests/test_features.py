@@ -1,0 +1,126 @@
+"Tests of ser_kit.features: feature-set shapes, finiteness, cache behaviour, bad files, parallel determinism, Dask backend."
+import os, warnings
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, soundfile as sf
+
+SR = 16000
+
+def _voice(f0, seconds=1.0, sr=SR, seed=0):
+    "A voice-like test signal: a harmonic tone with vibrato and an amplitude envelope, plus a little noise."
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds*sr))/sr
+    ph = 2*np.pi*np.cumsum(f0*(1 + 0.02*np.sin(2*np.pi*5*t)))/sr
+    y = sum(np.sin(k*ph)/k for k in range(1, 8))*np.hanning(len(t))
+    return (0.3*y/np.abs(y).max() + 0.003*rng.standard_normal(len(t))).astype(np.float32)
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv('SER_KIT_CACHE', str(tmp_path/'cache'))
+    return tmp_path/'cache'
+
+@pytest.fixture(scope='module')
+def wavs(tmp_path_factory):
+    d = tmp_path_factory.mktemp('wavs')
+    paths = []
+    for i, (f0, sr) in enumerate([(120, 16000), (220, 48000), (180, 22050), (300, 16000), (150, 44100), (250, 16000)]):
+        p = d/f"clip{i}.wav"; sf.write(p, _voice(f0, 1.2, sr, seed=i), sr); paths.append(str(p))
+    bad = d/'corrupt.wav'; bad.write_bytes(b'RIFF\x24\x00\x00\x00WAVEfmt garbage that is not audio')
+    return paths, str(bad)
+
+from ser_kit.features import (FEATURESETS, FeatureSet, extract_features, extract_frames, frame_features, f0_track,
+                              cnn1d, get_featureset)
+
+@pytest.mark.parametrize('name,n', [('default', None), ('cnn1d', 54), ('prosody', None), ('seed004', 193)])
+def test_featureset_shape_finite(name, n):
+    y = _voice(200, 1.0)
+    names, v = FEATURESETS[name].compute(y)
+    assert len(names) == len(v) == len(set(names))
+    if n: assert len(v) == n
+    assert v.dtype == np.float32 and np.isfinite(v).all()
+    # degenerate input (near silence, very short) stays finite
+    _, v2 = FEATURESETS[name].compute(np.full(800, 1e-4, np.float32))
+    assert np.isfinite(v2).all() and len(v2) == len(v)
+
+def test_f0_track_accuracy():
+    f0, _ = f0_track(_voice(220, 1.0))
+    assert abs(np.median(f0[f0 > 0]) - 220) < 5
+
+def test_extract_table_aligned_with_manifest(wavs, cache):
+    paths, _ = wavs
+    man = pd.DataFrame({'path': paths, 'emotion': 'x'}, index=[10*i for i in range(len(paths))])
+    X = extract_features(man, 'default', n_jobs=1, progress=False)
+    assert list(X.index) == list(man.index)
+    assert (X.dtypes == np.float32).all() and np.isfinite(X.values).all()
+    assert len(X.attrs['skipped']) == 0
+
+def test_cache_hit_and_miss(wavs, cache, monkeypatch):
+    import ser_kit.features as F
+    paths, _ = wavs
+    calls = []
+    orig = F._extract_chunk
+    monkeypatch.setattr(F, '_extract_chunk', lambda ps, fs: (calls.append(len(ps)), orig(ps, fs))[1])
+    X1 = extract_features(paths[:4], 'prosody', n_jobs=1, progress=False)
+    assert sum(calls) == 4
+    X2 = extract_features(paths[:4], 'prosody', n_jobs=1, progress=False)     # hit: nothing computed
+    assert sum(calls) == 4 and np.array_equal(X1.values, X2.values)
+    extract_features(paths, 'prosody', n_jobs=1, progress=False)              # only the 2 new files
+    assert sum(calls) == 6
+    os.utime(paths[0], ns=(1, 10**18))                                        # changed file identity: one miss
+    extract_features(paths, 'prosody', n_jobs=1, progress=False)
+    assert sum(calls) == 7
+    fs = FeatureSet('cnn1d-13', cnn1d, params=dict(n_mfcc=13))                # changed setting: all misses
+    assert fs.key() != FEATURESETS['cnn1d'].key()
+    Xs = extract_features(paths[:3], fs, n_jobs=1, progress=False)
+    assert sum(calls) == 10 and Xs.shape[1] == 2*(2 + 13 + 5)
+    assert len(list(cache.rglob('*.tmp'))) == 0                               # atomic writes leave no temporaries
+    X3 = extract_features(paths[:4], 'prosody', n_jobs=1, progress=False, cache=False)
+    assert sum(calls) == 14
+
+def test_corrupt_file_skipped_and_reported(wavs, cache):
+    paths, bad = wavs
+    lst = paths[:2] + [bad, str(Path(bad).with_name('missing.wav'))] + paths[2:3]
+    with pytest.warns(UserWarning, match='skipped 2 of 5'):
+        X = extract_features(lst, 'default', n_jobs=1, progress=False)
+    assert list(X.index) == [0, 1, 4]
+    assert sorted(X.attrs['skipped'].path) == sorted([bad, str(Path(bad).with_name('missing.wav'))])
+    with pytest.warns(UserWarning):                                           # failures are reported from the cache as well
+        X = extract_features(lst, 'default', n_jobs=1, progress=False)
+    assert len(X.attrs['skipped']) == 2
+
+def test_parallel_identical(wavs, cache):
+    paths, _ = wavs
+    X1 = extract_features(paths, 'default', n_jobs=1, cache=False, progress=False)
+    X2 = extract_features(paths, 'default', n_jobs=2, cache=False, progress=False)
+    assert np.array_equal(X1.values, X2.values) and list(X1.columns) == list(X2.columns)
+
+def test_unknown_featureset():
+    with pytest.raises(KeyError, match='unknown feature set'): get_featureset('nope')
+
+def test_frames(wavs, cache):
+    paths, bad = wavs
+    a = frame_features(_voice(200, 1.0), kind='logmel', seconds=2.0)
+    assert a.shape == (3, 64, 201) and a.dtype == np.float32 and np.isfinite(a).all()
+    with pytest.warns(UserWarning, match='skipped 1'):
+        X, idx = extract_frames(paths[:3] + [bad], kind='mfcc', seconds=1.0, n_jobs=1, progress=False)
+    assert X.shape == (3, 3, 40, 101) and list(idx) == [0, 1, 2]
+    X2, _ = extract_frames(paths[:3], kind='mfcc', seconds=1.0, n_jobs=1, progress=False)
+    assert np.array_equal(X, X2)
+
+def test_dask_backend_identical(wavs, cache):
+    pytest.importorskip('distributed')
+    import joblib
+    from dask.distributed import Client, LocalCluster
+    paths, _ = wavs
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as c, Client(c):
+        with joblib.parallel_config(backend='dask'):
+            Xd = extract_features(paths, 'default', n_jobs=2, cache=False, progress=False)
+    Xl = extract_features(paths, 'default', n_jobs=1, cache=False, progress=False)
+    assert np.array_equal(Xd.values, Xl.values)
+
+REAL = Path(__file__).resolve().parents[2]/'shared'/'data'/'ravdess-dev'
+
+@pytest.mark.skipif(not REAL.is_dir(), reason='real data not available')
+def test_real_files(cache):
+    files = sorted(REAL.glob('Actor_01/*.wav'))[:4]
+    X = extract_features([str(f) for f in files], 'default', n_jobs=1, progress=False)
+    assert X.shape[0] == 4 and np.isfinite(X.values).all()
