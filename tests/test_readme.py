@@ -15,6 +15,7 @@ def render_readme(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
     for c in cells:
         src = ''.join(c['source']).strip()
         if not src or src.startswith('#| hide'): continue
+        src = re.sub(r'\]\((?!https?:)([^)]+\.(?:ipynb|png))\)', r'](nbs/\1)', src)  # links relative to nbs/ -> to the repo root
         parts.append(src if c['cell_type'] == 'markdown' else f"```python\n{src}\n```")
     header = "<!-- This file is generated from nbs/index.ipynb: edit the notebook, then run `python tests/test_readme.py`. -->\n\n"
     return header + '\n\n'.join(parts) + '\n'

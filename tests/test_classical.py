@@ -1,0 +1,170 @@
+"Classical models: speaker-grouped CV, safe model files, the Recognizer API and the train / predict / evaluate commands."
+import io, json, os, shutil
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, skops.io as sio
+from ser_kit.classical import *
+from ser_kit.classical import _ordered
+
+N_JOBS = 1
+
+
+@pytest.fixture(scope='module')
+def small(demo):
+    "Four demo actors (240 files): enough for 2-fold speaker CV, quick to featurise."
+    return demo[demo.speaker.isin(sorted(demo.speaker.unique())[:4])].reset_index(drop=True)
+
+
+@pytest.fixture(scope='module')
+def model(small):
+    return EmotionRecognizer('logreg', n_jobs=N_JOBS).fit(small[small.speaker != small.speaker.max()])
+
+
+@pytest.fixture(scope='module')
+def model_file(model, tmp_path_factory):
+    return model.save(tmp_path_factory.mktemp('m') / 'model.skops')
+
+
+class Spy(Recognizer):
+    "A recogniser that remembers its training speakers and predicts uniformly (tests the generic machinery)."
+    model_type = 'spy'
+    log = []
+    def fit(self, manifest):
+        m = self.prepare_manifest(manifest); self.train_speakers = set(m.speaker); return self
+    def predict_proba_batch(self, paths):
+        Spy.log.append((self.train_speakers, list(paths)))
+        return np.full((len(paths), len(self.labels)), 1 / len(self.labels)), list(paths), pd.DataFrame(columns=['path', 'error'])
+
+
+# ---- metrics --------------------------------------------------------------------------------------------------------
+def test_metrics_uar_is_mean_recall():
+    r = metrics(['sad'] * 3 + ['angry'], ['sad'] * 4)
+    assert r['uar'] == 0.5 and r['wa'] == 0.75 and r['labels'] == ['sad', 'angry'] and r['confusion'] == [[3, 0], [1, 0]]
+    assert _ordered(['zzz', 'angry', 'neutral']) == ['neutral', 'angry', 'zzz']
+
+
+# ---- grouped CV never leaks a speaker --------------------------------------------------------------------------------
+@pytest.mark.parametrize('folds', [2, 4])
+def test_speaker_cv_never_leaks(demo, folds):
+    Spy.log.clear()
+    r = cross_validate(lambda: Spy(), demo, 'speaker', folds=folds)
+    spk = dict(zip(demo.path, demo.speaker))
+    assert len(Spy.log) == folds and r['folds'] == folds
+    for train_spk, test_paths in Spy.log:
+        assert not train_spk & {spk[p] for p in test_paths}
+    assert all(f['shared_speakers'] == 0 for f in r['per_fold'])
+    assert sorted(p for _, ps in Spy.log for p in ps) == sorted(demo.path)   # every file tested exactly once
+
+
+def test_random_protocol_leaks_on_purpose(demo):
+    r = cross_validate(lambda: Spy(), demo, 'random', folds=3)
+    assert all(f['shared_speakers'] > 0 for f in r['per_fold'])
+    with pytest.raises(ValueError, match='protocol'): cross_validate(lambda: Spy(), demo, 'leaky')
+
+
+def test_grid_search_is_grouped_saved_and_reloaded(small, tmp_path):
+    res = grid_search(small, ['logreg', 'tree'], folds=2, n_jobs=N_JOBS, results_dir=tmp_path)
+    assert set(res.estimator) == {'logreg', 'tree'} and res.uar.between(0, 1).all()
+    assert res.attrs['settings']['cv'] == 'speaker_folds' and 'versions' in res.attrs
+    assert len(list(tmp_path.glob('*.csv'))) == 1 and len(list(tmp_path.glob('*.json'))) == 1
+    again = grid_search(small, ['logreg', 'tree'], folds=2, n_jobs=N_JOBS, results_dir=tmp_path)
+    assert 'loaded_from' in again.attrs and again.uar.tolist() == pytest.approx(res.uar.tolist())
+    name, params = best_estimator(res)
+    assert name in ('logreg', 'tree') and isinstance(params, dict)
+
+
+# ---- EmotionRecognizer API ---------------------------------------------------------------------------------------------
+def test_recognizer_api(model, small):
+    test = small[small.speaker == small.speaker.max()]
+    p = model.predict_proba(test.path.iloc[0])
+    assert list(p) == model.labels and abs(sum(p.values()) - 1) < 1e-6
+    assert model.predict(test.path.iloc[0]) == [max(p, key=p.get)]
+    assert 0 <= model.score(test) <= 1
+    cm = model.confusion_matrix(test)
+    assert cm.shape == (8, 8) and cm.index[0] == 'true_neutral' and cm.columns[0] == 'predicted_neutral'
+    assert np.allclose(cm.sum(axis=1), 100)
+    raw = model.confusion_matrix(test, percentage=False, labeled=False)
+    assert list(raw.index) == model.labels and raw.values.sum() == len(test)
+    assert model.samples_by_class().sum() == (small.speaker != small.speaker.max()).sum()
+
+
+def test_emotions_subset_and_balance(small):
+    r = EmotionRecognizer('logreg', emotions=['angry', 'calm', 'happy'], balance=True, n_jobs=N_JOBS).fit(small)
+    assert r.labels == ['calm', 'happy', 'angry'] and r.samples_by_class().nunique() == 1
+    assert set(r.predict(small.path.iloc[:5].tolist())) <= set(r.labels)
+    with pytest.raises(ValueError, match='bliss'): EmotionRecognizer(emotions=['bliss', 'sad']).fit(small)
+    with pytest.raises(RuntimeError, match='not trained'): EmotionRecognizer().predict_proba(small.path.iloc[0])
+
+
+def test_predict_raises_naming_bad_file(model, tmp_path):
+    (tmp_path / 'bad.wav').write_bytes(b'not audio at all')
+    with pytest.raises(ValueError, match='bad.wav'): model.predict([str(tmp_path / 'bad.wav')])
+
+
+# ---- save / load ------------------------------------------------------------------------------------------------------
+def test_save_load_round_trip_identical(model, model_file, small):
+    r2 = load_model(model_file)
+    assert isinstance(r2, EmotionRecognizer) and r2.labels == model.labels and r2.featureset == model.featureset
+    paths = small.path.iloc[::12].tolist()
+    P1, ok1, _ = model.predict_proba_batch(paths); P2, ok2, _ = r2.predict_proba_batch(paths)
+    assert ok1 == ok2 and np.array_equal(P1, P2)
+    assert r2.meta_['versions']['sklearn'] and r2.meta_['seed'] == 0 and r2.meta_['feature_names'] == model.feature_names_
+
+
+def test_tampered_model_is_refused(model_file, tmp_path):
+    pipe, meta = read_model_file(model_file)
+    evil = tmp_path / 'evil.skops'
+    sio.dump(dict(format=MODEL_FORMAT, format_version=1, pipeline=pipe, meta=json.dumps(meta), hook=os.system), evil)
+    with pytest.raises(UnsafeModelError, match='evil.skops.*allow-list'): load_model(evil)
+    b = bytearray(Path(model_file).read_bytes())
+    for i in range(len(b) // 3, len(b) // 3 + 200): b[i] ^= 0xFF
+    (tmp_path / 'flipped.skops').write_bytes(b)
+    with pytest.raises(ModelFileError, match='flipped.skops'): load_model(tmp_path / 'flipped.skops')
+    (tmp_path / 'garbage.skops').write_bytes(os.urandom(3000))
+    with pytest.raises(ModelFileError, match='garbage.skops'): load_model(tmp_path / 'garbage.skops')
+    (tmp_path / 'cut.skops').write_bytes(Path(model_file).read_bytes()[:1000])
+    with pytest.raises(ModelFileError, match='cut.skops'): load_model(tmp_path / 'cut.skops')
+    sio.dump({'a': 1}, tmp_path / 'other.skops')
+    with pytest.raises(ModelFileError, match='not a ser_kit'): load_model(tmp_path / 'other.skops')
+
+
+@pytest.mark.parametrize('name', list(ESTIMATORS))
+def test_every_zoo_estimator_saves_and_loads(name, tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 6)), np.repeat(['angry', 'sad', 'happy'], 20)
+    p = make_pipeline(name, **({'max_iter': 50} if name == 'mlp' else {})).fit(X, y)
+    f = write_model_file(tmp_path / f'{name}.skops', p, {'labels': sorted(set(y))})
+    p2, meta = read_model_file(f)
+    assert np.array_equal(p.predict_proba(X), p2.predict_proba(X)) and meta == {'labels': sorted(set(y))}
+
+
+# ---- commands -----------------------------------------------------------------------------------------------------------
+def test_predict_command_folder_with_bad_file(model_file, small, tmp_path):
+    d = tmp_path / 'in'; d.mkdir()
+    for p in small.path.iloc[:3]: shutil.copy(p, d)
+    (d / 'broken.wav').write_bytes(b'RIFF\x00\x00\x00\x00WAVEjunk')
+    (d / 'empty.wav').write_bytes(b'')
+    out, err = io.StringIO(), io.StringIO()
+    csv = tmp_path / 'out' / 'pred.csv'
+    t = predict_command(str(model_file), [str(d), str(tmp_path / 'missing.wav')], csv=str(csv), stdout=out, stderr=err)
+    assert len(t) == 3
+    for n in ('broken.wav', 'empty.wav', 'missing.wav'): assert n in err.getvalue()
+    got = pd.read_csv(csv)
+    labels = load_model(model_file).labels
+    assert list(got.columns) == ['path', 'prediction'] + [f'p_{l}' for l in labels] and len(got) == 3
+    with pytest.raises(ValueError, match='refusing to write inside'):
+        predict_command(str(model_file), [str(d)], csv=str(d / 'x.csv'), stdout=out, stderr=err)
+
+
+def test_train_and_evaluate_commands(demo_dir, small, tmp_path):
+    src = tmp_path / 'manifest.csv'; small.to_csv(src, index=False)
+    out = io.StringIO()
+    rec = train_command(str(src), estimator='tree', out=str(tmp_path / 'm.skops'), n_jobs=N_JOBS, stdout=out)
+    assert (tmp_path / 'm.skops').is_file() and 'model saved to' in out.getvalue() and rec.estimator == 'tree'
+    with pytest.raises(ValueError, match='refusing to write inside'): train_command(str(demo_dir), out=str(Path(demo_dir) / 'm.skops'))
+    r = evaluate_command(str(src), protocol='speaker', folds=2, estimator='logreg', json_out=str(tmp_path / 'e.json'), n_jobs=N_JOBS, stdout=out)
+    j = json.loads((tmp_path / 'e.json').read_text())
+    for k in ('protocol', 'folds', 'n_files', 'labels', 'uar', 'wa', 'macro_f1', 'per_class_recall', 'confusion', 'seconds'): assert k in j, k
+    assert j['protocol'] == 'speaker' and j['folds'] == 2 and j['n_files'] == len(small) and 'UAR' in out.getvalue()
+    r2 = evaluate_command(str(src), protocol='random', folds=2, estimator='logreg', n_jobs=N_JOBS, stdout=out)
+    assert r2['protocol'] == 'random' and 'inflated' in out.getvalue()
+    with pytest.raises(ValueError, match='unknown model type'): evaluate_command(str(src), model='transformer-xl')
