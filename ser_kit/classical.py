@@ -15,11 +15,11 @@ from .features import extract_features, FEATURESETS, get_featureset
 
 # %% auto #0
 __all__ = ['ESTIMATORS', 'DEFAULT_ESTIMATOR', 'AROUSAL_VALENCE', 'REGRESSORS', 'SAFE_TYPES', 'MODEL_FORMAT', 'MODEL_TYPES',
-           'EstimatorSpec', 'make_pipeline', 'metrics', 'versions', 'grid_search', 'plot_comparison', 'best_estimator',
-           'dimension_targets', 'ccc', 'regression_search', 'ModelFileError', 'UnsafeModelError', 'write_model_file',
-           'read_model_file', 'expand_inputs', 'Recognizer', 'EmotionRecognizer', 'plot_confusion', 'model_class',
-           'make_model', 'load_model', 'cross_validate', 'train_command', 'predict_command', 'format_result',
-           'evaluate_command', 'bench_predict']
+           'EstimatorSpec', 'make_pipeline', 'metrics', 'versions', 'uar', 'grid_search', 'plot_comparison',
+           'best_estimator', 'dimension_targets', 'ccc', 'regression_search', 'ModelFileError', 'UnsafeModelError',
+           'write_model_file', 'read_model_file', 'expand_inputs', 'Recognizer', 'EmotionRecognizer', 'plot_confusion',
+           'model_class', 'make_model', 'load_model', 'cross_validate', 'train_command', 'predict_command',
+           'format_result', 'evaluate_command', 'bench_predict']
 
 # %% ../nbs/02_classical.ipynb #4d1ebfc0
 @dataclass
@@ -105,15 +105,23 @@ def metrics(y_true:Sequence[str],          # true labels
                 per_class_recall=recall, confusion=cm.tolist(), labels=labels, n=int(len(y_true)))
 
 # %% ../nbs/02_classical.ipynb #eec99b49
-def versions() -> dict:
+def versions(*extra:str, # further packages a model depends on, e.g. 'torch', 'transformers'
+            ) -> dict:
     "Versions of the software a result or a model depends on."
     import sklearn, ser_kit
     out = dict(ser_kit=ser_kit.__version__, sklearn=sklearn.__version__, numpy=np.__version__, pandas=pd.__version__,
                python=platform.python_version())
-    try:
-        import skops; out['skops'] = skops.__version__
-    except ImportError: pass
+    for name in ('skops', *extra):
+        try: out[name] = importlib.import_module(name).__version__
+        except ImportError: pass
     return out
+
+def uar(y_true:Sequence, # true labels
+        y_pred:Sequence, # predicted labels
+       ) -> float:
+    "Unweighted average recall: the mean over the classes present in `y_true` of the share of each class found."
+    y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
+    return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in pd.unique(y_true)]))
 
 def _digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]

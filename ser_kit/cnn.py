@@ -10,15 +10,14 @@ import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .data import load_audio, AudioError, speaker_groups
 from .features import frame_features, extract_frames
-from .classical import Recognizer, ModelFileError
+from .classical import Recognizer, ModelFileError, uar, versions
 
 # %% auto #0
 __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'AUG_FUNCS', 'ARCHS', 'default_device', 'amp_dtype', 'autocast', 'seed_everything',
            'clip_frames', 'cached_frames', 'n_bands', 'crop_frames', 'FrameDataset', 'aug_gain', 'aug_noise',
            'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug', 'augment_batch', 'mixup', 'Frontend',
            'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d', 'ResNet1d', 'CRNN', 'build_model', 'n_params',
-           'predict_logits', 'uar', 'train_model', 'plot_history', 'CheckpointError', 'choose_val_speakers',
-           'CNNRecognizer']
+           'predict_logits', 'train_model', 'plot_history', 'CheckpointError', 'choose_val_speakers', 'CNNRecognizer']
 
 # %% ../nbs/03_cnn.ipynb #7cb10e54
 def default_device() -> str:
@@ -306,11 +305,6 @@ def predict_logits(model:nn.Module,    # a trained model
         with autocast(device): out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
-def uar(y_true, y_pred, n_classes:int) -> float:
-    "Unweighted average recall: the mean over classes (present in y_true) of the per-class recall."
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in range(n_classes) if (y_true == c).any()]))
-
 def train_model(model:nn.Module,           # the network (moved to `device`)
                 train_ds:FrameDataset,     # training examples (random crops)
                 val:tuple|None=None,       # (X_val, y_val) of held-out speakers for early stopping, or None
@@ -352,7 +346,7 @@ def train_model(model:nn.Module,           # the network (moved to `device`)
         if val is not None:
             lg = predict_logits(model, val[0], device=device); yv = np.asarray(val[1])
             row.update(val_loss=float(F.cross_entropy(torch.from_numpy(lg), torch.from_numpy(yv)).item()),
-                       val_uar=uar(yv, lg.argmax(1), n_cls))
+                       val_uar=uar(yv, lg.argmax(1)))
         hist.append(row)
         score = row.get('val_uar', -row['train_loss'])
         if score > best: best, best_state, wait = score, copy.deepcopy(model.state_dict()), 0
@@ -397,11 +391,6 @@ def choose_val_speakers(df:pd.DataFrame, # training manifest (needs `speaker`; `
         order = list(dict.fromkeys(order + list(rng.permutation(spk))))
     else: order = list(rng.permutation(spk))
     return sorted(str(s) for s in order[:min(n, len(spk) - 1)])
-
-def _versions() -> dict:
-    import ser_kit
-    return dict(ser_kit=getattr(ser_kit, '__version__', '?'), torch=torch.__version__, numpy=np.__version__,
-                python=platform.python_version())
 
 def _sha256(path:Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -507,7 +496,7 @@ class CNNRecognizer(Recognizer):
         save_file(tensors, str(folder / 'model.safetensors'), metadata={'format': 'pt', 'model_type': 'cnn'})
         cfg = dict(model_type='cnn', format_version=1, arch=self.arch, arch_params=self.arch_params, n_models=len(self.models),
                    features=self.features, labels=self.labels, label_map={str(i): l for i, l in enumerate(self.labels)},
-                   training=self._settings(), versions=_versions(), train_files=self.class_counts_.to_dict(), weights_sha256=_sha256(folder / 'model.safetensors'),
+                   training=self._settings(), versions=versions('torch'), train_files=self.class_counts_.to_dict(), weights_sha256=_sha256(folder / 'model.safetensors'),
                    history=[h.round(5).to_dict('list') for h in self.history])
         (folder / 'ser_kit.json').write_text(json.dumps(cfg, indent=1, default=str))
         return folder

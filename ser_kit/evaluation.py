@@ -12,18 +12,13 @@ from .data import EMOTIONS, load_corpus, get_corpus, speaker_folds, shared_speak
 from .classical import metrics, cross_validate, make_model, versions
 
 # %% auto #0
-__all__ = ['uar', 'predictions_frame', 'per_speaker', 'bootstrap_ci', 'paired_test', 'confusion_frame', 'plot_confusions',
-           'plot_radar', 'plot_per_speaker', 'plot_learning_curves', 'plot_feature_map', 'leakage_lesson',
-           'shared_label_table', 'cross_corpus', 'top_confusions', 'mistakes_browser', 'summary_table',
-           'markdown_table', 'write_report', 'TunedRecognizer', 'run_demo']
+__all__ = ['predictions_frame', 'per_speaker', 'bootstrap_ci', 'paired_test', 'confusion_frame', 'plot_confusions', 'plot_radar',
+           'plot_per_speaker', 'plot_learning_curves', 'plot_feature_map', 'leakage_lesson', 'shared_label_table',
+           'cross_corpus', 'top_confusions', 'mistakes_browser', 'summary_table', 'markdown_table', 'write_report',
+           'TunedRecognizer', 'run_demo']
 
 # %% ../nbs/05_evaluation.ipynb #a890aa18
-def uar(y_true:Sequence[str], # true labels
-        y_pred:Sequence[str], # predicted labels
-       ) -> float:
-    "Unweighted average recall: the mean over true classes of the share of each class found."
-    y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
-    return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]))
+from .classical import uar
 
 # %% ../nbs/05_evaluation.ipynb #c70d8f2c
 def predictions_frame(result:dict, # a `cross_validate` result

@@ -457,13 +457,9 @@ def plot_history(history:pd.DataFrame, # from `fine_tune`
     return axes
 
 # %% ../nbs/04_wav2vec2.ipynb #5e266a02
-from .classical import Recognizer
+from .classical import Recognizer, versions
 
 # %% ../nbs/04_wav2vec2.ipynb #efd23911
-def _versions() -> dict:
-    import torch, transformers, ser_kit
-    return dict(ser_kit=ser_kit.__version__, torch=torch.__version__, transformers=transformers.__version__, python=sys.version.split()[0])
-
 class Wav2Vec2Recognizer(Recognizer):
     "Speech emotion recognition by fine-tuning a Wav2Vec2-family model (Wav2Vec2, HuBERT, WavLM...)."
     model_type = 'wav2vec2'
@@ -545,7 +541,7 @@ class Wav2Vec2Recognizer(Recognizer):
         hist = None if self.history_ is None else self.history_.reset_index().to_dict(orient='records')
         counts = None if self.class_counts_ is None else {k: int(v) for k, v in self.class_counts_.items()}
         meta = dict(model_type=self.model_type, labels=self.labels, class_counts=counts, settings=self.settings(), origin=self.origin_,
-                    history=hist, versions=_versions())
+                    history=hist, versions=versions('torch', 'transformers'))
         tmp = d / '.ser_kit.json.tmp'; tmp.write_text(json.dumps(meta, indent=1, default=str)); os.replace(tmp, d / 'ser_kit.json')
         return d
 
