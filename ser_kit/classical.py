@@ -566,7 +566,7 @@ def plot_confusion(cm:pd.DataFrame, # from `Recognizer.confusion_matrix`
 
 # %% ../nbs/02_classical.ipynb #c7c18e1b
 MODEL_TYPES = {'classical': 'ser_kit.classical.EmotionRecognizer', 'cnn': 'ser_kit.cnn.CNNRecognizer',
-               'wav2vec2': 'ser_kit.wav2vec2.Wav2Vec2Recognizer'}
+               'wav2vec2': 'ser_kit.wav2vec2.Wav2Vec2Recognizer', 'fusion': 'ser_kit.cnn.FusionRecognizer'}
 
 def model_class(model:str, # a key of `MODEL_TYPES`
                ) -> type:

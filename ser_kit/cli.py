@@ -47,7 +47,7 @@ def _model_kw(a) -> dict:
     return {k: getattr(a, k) for k in MODEL_OPTIONS if getattr(a, k, None) is not None}
 
 def _add_model_options(p, model=True):
-    if model: p.add_argument('--model', default='classical', choices=['classical', 'cnn', 'wav2vec2'], help='model type (default classical)')
+    if model: p.add_argument('--model', default='classical', choices=['classical', 'cnn', 'wav2vec2', 'fusion'], help='model type (default classical)')
     p.add_argument('--estimator', help='classical: zoo name (svc, logreg, rf, hgb, ...)')
     p.add_argument('--featureset', help='classical: feature set (default "default")')
     p.add_argument('--emotions', help='comma-separated subset of emotions to use')
@@ -135,7 +135,7 @@ def _add_bench(sub):
 def _add_train(sub):
     p = sub.add_parser('train', help='train a model on a whole corpus and save it')
     p.add_argument('source', help='corpus folder or manifest CSV')
-    p.add_argument('-o', '--output', required=True, help='model file (classical: .skops) or folder (cnn, wav2vec2)')
+    p.add_argument('-o', '--output', required=True, help='model file (classical: .skops) or folder (cnn, wav2vec2, fusion)')
     _add_model_options(p); p.set_defaults(func=_train)
 
 def _add_predict(sub):

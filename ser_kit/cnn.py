@@ -10,14 +10,15 @@ import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .data import load_audio, AudioError, speaker_groups
 from .features import frame_features, extract_frames
-from .classical import Recognizer, ModelFileError, uar, versions
+from .classical import Recognizer, EmotionRecognizer, ModelFileError, uar, versions
 
 # %% auto #0
 __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'AUG_FUNCS', 'ARCHS', 'default_device', 'amp_dtype', 'autocast', 'seed_everything',
            'clip_frames', 'cached_frames', 'n_bands', 'crop_frames', 'FrameDataset', 'aug_gain', 'aug_noise',
            'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug', 'augment_batch', 'mixup', 'Frontend',
            'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d', 'ResNet1d', 'CRNN', 'build_model', 'n_params',
-           'predict_logits', 'train_model', 'plot_history', 'CheckpointError', 'choose_val_speakers', 'CNNRecognizer']
+           'predict_logits', 'train_model', 'plot_history', 'CheckpointError', 'choose_val_speakers', 'CNNRecognizer',
+           'FusionRecognizer']
 
 # %% ../nbs/03_cnn.ipynb #7cb10e54
 def default_device() -> str:
@@ -45,16 +46,17 @@ def seed_everything(seed:int, # the seed for python, numpy and torch (CPU and GP
     return torch.Generator().manual_seed(seed)
 
 # %% ../nbs/03_cnn.ipynb #be5ce0bb
-FEATURES = dict(kind='logmel', n_mels=64, n_mfcc=40, seconds=4.0, crop=3.0)  # default feature settings of CNNRecognizer
+FEATURES = dict(kind='logmel', n_mels=64, n_mfcc=40, seconds=4.0, crop=3.0, trim_db=35.0)  # default feature settings of CNNRecognizer
 FPS = 100  # frames per second of the frame features (10 ms hop)
 
 def clip_frames(y:np.ndarray,        # one mono clip, float32
                 sr:int=16000,        # its sample rate
                 features:dict|None=None, # feature settings (FEATURES)
                ) -> np.ndarray:
-    "Static log-mel (or MFCC) frames of one clip as float32 [1, F, T], padded/cropped to `features['seconds']`."
+    "Static log-mel (or MFCC) frames of one clip as float32 [1, F, T]: silence trimmed, then padded/cropped to `features['seconds']`."
     f = {**FEATURES, **(features or {})}
-    return frame_features(y, sr=sr, kind=f['kind'], n_mels=f['n_mels'], n_mfcc=f['n_mfcc'], deltas_=False, seconds=f['seconds'])
+    return frame_features(y, sr=sr, kind=f['kind'], n_mels=f['n_mels'], n_mfcc=f['n_mfcc'], deltas_=False, seconds=f['seconds'],
+                          trim_db=f.get('trim_db'))
 
 def cached_frames(manifest:pd.DataFrame, # corpus manifest (needs `path`)
                   features:dict|None=None, # feature settings (FEATURES)
@@ -64,7 +66,7 @@ def cached_frames(manifest:pd.DataFrame, # corpus manifest (needs `path`)
     "Frames of every readable file of `manifest` [N, 1, F, T] (from the disk cache when present) and their manifest index."
     f = {**FEATURES, **(features or {})}
     return extract_frames(manifest, kind=f['kind'], seconds=f['seconds'], deltas=False, n_jobs=n_jobs, progress=progress,
-                          n_mels=f['n_mels'], n_mfcc=f['n_mfcc'])
+                          n_mels=f['n_mels'], n_mfcc=f['n_mfcc'], trim_db=f.get('trim_db'))
 
 def n_bands(features:dict|None=None) -> int:
     "Number of feature rows F: mel bands for 'logmel', coefficients for 'mfcc'."
@@ -523,6 +525,7 @@ class CNNRecognizer(Recognizer):
         try: tensors = st_load(data)
         except Exception as e: raise CheckpointError(wfile, f"not a readable safetensors file ({type(e).__name__}: {e})") from None
         tr = cfg.get('training', {})
+        feats.setdefault('trim_db', None)                  # written before trimming existed: keep it off
         self = cls(arch=arch, features=feats, arch_params=cfg.get('arch_params') or {}, progress=False,
                    **{k: tr[k] for k in ('epochs', 'batch_size', 'lr', 'weight_decay', 'label_smoothing', 'patience',
                                          'augment', 'n_models', 'tta', 'seed', 'val_speakers', 'emotions', 'balance') if k in tr})
@@ -542,3 +545,72 @@ class CNNRecognizer(Recognizer):
 
     def __repr__(self):
         return f"CNNRecognizer(arch={self.arch!r}, labels={self.labels}, n_models={len(self.models) or self.n_models})"
+
+# %% ../nbs/03_cnn.ipynb #ef712066
+class FusionRecognizer(Recognizer):
+    "Late fusion: the weighted mean of a CNN's and a classical model's probabilities (they err on different clips)."
+    model_type = 'fusion'
+    def __init__(self, weight:float=0.5,             # share of the CNN in the fused probabilities (0: classical only, 1: CNN only)
+                 classical:dict|None=None,            # settings for the `EmotionRecognizer` (default: its defaults)
+                 emotions:list|None=None,             # train on these emotions only (None: all in the data)
+                 balance:bool=False,                  # down-sample every class to the smallest before training
+                 seed:int=0,                          # random seed of both models
+                 n_jobs:int=1,                        # workers for feature extraction
+                 progress:bool=True,                  # print the CNN's training progress
+                 **cnn,                               # settings for the `CNNRecognizer` (arch, epochs, n_models, tta, ...)
+                ):
+        if not 0 <= weight <= 1: raise ValueError(f"weight is the CNN's share of the probabilities, between 0 and 1, not {weight}")
+        super().__init__(emotions=emotions, balance=balance, seed=seed)
+        self.weight, self.classical_kw, self.cnn_kw, self.n_jobs, self.progress = float(weight), dict(classical or {}), cnn, n_jobs, progress
+        self.members: list[Recognizer] = []
+
+    @classmethod
+    def from_models(cls, classical:Recognizer, cnn:Recognizer, # two trained models with the same labels
+                    weight:float=0.5) -> 'FusionRecognizer':
+        "Fuse two models that are already trained."
+        if list(classical.labels) != list(cnn.labels):
+            raise ValueError(f"the models know different emotions: {classical.labels} vs {cnn.labels}")
+        self = cls(weight); self.members, self.labels = [classical, cnn], list(cnn.labels)
+        self.class_counts_ = cnn.class_counts_
+        return self
+
+    def fit(self, manifest:pd.DataFrame) -> 'FusionRecognizer':
+        "Train the classical model and the CNN on the same manifest."
+        self.prepare_manifest(manifest)                                  # labels and class counts, as each member sees them
+        common = dict(emotions=self.emotions, balance=self.balance, seed=self.seed, n_jobs=self.n_jobs)
+        self.members = [EmotionRecognizer(**{**common, **self.classical_kw}).fit(manifest),
+                        CNNRecognizer(**{**common, 'progress': self.progress, **self.cnn_kw}).fit(manifest)]
+        return self
+
+    def predict_proba_batch(self, paths:list) -> tuple[np.ndarray, list, pd.DataFrame]:
+        "Fused probabilities of the files both models could read, those paths, and a `path, error` table of the rest."
+        self._check_fitted()
+        (Pc, okc, skc), (Pn, okn, skn) = [m.predict_proba_batch(paths) for m in self.members]
+        row_c, row_n = {p: i for i, p in enumerate(okc)}, {p: i for i, p in enumerate(okn)}
+        ok = [p for p in okc if p in row_n]
+        P = ((1 - self.weight) * Pc[[row_c[p] for p in ok]] + self.weight * Pn[[row_n[p] for p in ok]]) if ok else np.zeros((0, len(self.labels)))
+        sk = pd.concat([s for s in (skc, skn) if s is not None and len(s)] or [pd.DataFrame(columns=['path', 'error'])])
+        return P, ok, sk.drop_duplicates('path').reset_index(drop=True)
+
+    def save(self, path:str|Path) -> Path:
+        "A folder: `ser_kit.json`, `classical.skops` and the CNN's folder `cnn/`."
+        self._check_fitted(); folder = Path(path); folder.mkdir(parents=True, exist_ok=True)
+        self.members[0].save(folder / 'classical.skops'); self.members[1].save(folder / 'cnn')
+        cfg = dict(model_type='fusion', format_version=1, weight=self.weight, labels=self.labels,
+                   members=dict(classical='classical.skops', cnn='cnn'), versions=versions('torch'))
+        (folder / 'ser_kit.json').write_text(json.dumps(cfg, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, path:str|Path) -> 'FusionRecognizer':
+        "Load a folder written by `save`; each member is checked by its own safe loader."
+        folder = Path(path); cfile = folder / 'ser_kit.json'
+        try:
+            cfg = json.loads(cfile.read_text()); weight = float(cfg['weight'])
+            if cfg.get('model_type') != 'fusion': raise ValueError(f"model_type is {cfg.get('model_type')!r}, not 'fusion'")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(cfile, f"not a valid fusion model description ({type(e).__name__}: {e})") from None
+        return cls.from_models(EmotionRecognizer.load(folder / 'classical.skops'), CNNRecognizer.load(folder / 'cnn'), weight)
+
+    def __repr__(self):
+        return f"FusionRecognizer(weight={self.weight}, members={[type(m).__name__ for m in self.members] or ['EmotionRecognizer', 'CNNRecognizer']})"

@@ -14,8 +14,8 @@ from .classical import metrics, cross_validate, make_model, versions
 # %% auto #0
 __all__ = ['predictions_frame', 'per_speaker', 'bootstrap_ci', 'paired_test', 'confusion_frame', 'plot_confusions', 'plot_radar',
            'plot_per_speaker', 'plot_learning_curves', 'plot_feature_map', 'leakage_lesson', 'shared_label_table',
-           'cross_corpus', 'top_confusions', 'mistakes_browser', 'summary_table', 'markdown_table', 'write_report',
-           'TunedRecognizer', 'run_demo']
+           'cross_corpus', 'top_confusions', 'mistakes_browser', 'summary_table', 'fuse_results', 'markdown_table',
+           'write_report', 'TunedRecognizer', 'run_demo']
 
 # %% ../nbs/05_evaluation.ipynb #a890aa18
 from .classical import uar
@@ -231,6 +231,29 @@ def summary_table(results:dict[str, dict], # model name -> `cross_validate` resu
                          seconds=round(r['seconds'], 1)))
     return pd.DataFrame(rows).set_index('model')
 
+# %% ../nbs/05_evaluation.ipynb #9af71e28
+def fuse_results(a:dict, b:dict,     # two `cross_validate` results of the same folds, with predictions
+                 weight:float=0.5,   # share of `b` in the fused probabilities (0: `a` alone, 1: `b` alone)
+                ) -> dict:
+    "Late fusion of two cross-validation results: average each clip's probabilities, then score it like `cross_validate`."
+    if list(a['labels']) != list(b['labels']): raise ValueError(f"the results have different labels: {a['labels']} vs {b['labels']}")
+    labels = list(a['labels']); cols = [f'p_{l}' for l in labels]
+    pa, pb = pd.DataFrame(a.get('predictions') or []), pd.DataFrame(b.get('predictions') or [])
+    m = pa.merge(pb[['path', 'fold'] + cols], on=['path', 'fold'], suffixes=('', '_b')) if len(pa) and len(pb) else pa.iloc[:0]
+    if not len(m): raise ValueError("the two results share no clip: run both on the same folds (pass the same `folds` to cross_validate)")
+    P = (1 - weight) * m[cols].to_numpy() + weight * m[[c + '_b' for c in cols]].to_numpy()
+    m[cols] = P; m['prediction'] = np.array(labels)[P.argmax(1)]
+    m = m[['path', 'speaker', 'emotion', 'prediction', 'fold'] + cols]
+    res = metrics(m['emotion'], m['prediction'], labels)
+    per_fold = [dict(fold=int(k), uar=uar(g['emotion'], g['prediction']), n_test=len(g)) for k, g in m.groupby('fold')]
+    fu = [f['uar'] for f in per_fold]
+    return dict(protocol=a['protocol'], folds=a['folds'], n_files=len(m), labels=labels, uar=res['uar'], wa=res['wa'],
+                macro_f1=res['macro_f1'], per_class_recall=res['per_class_recall'], confusion=res['confusion'],
+                seconds=a['seconds'] + b['seconds'], uar_fold_mean=float(np.mean(fu)), uar_fold_std=float(np.std(fu)),
+                per_fold=per_fold, n_speakers=a.get('n_speakers'), n_skipped=max(a.get('n_skipped', 0), b.get('n_skipped', 0)),
+                seed=a.get('seed'), model=dict(model_type='fusion', weight=weight, members=[a.get('model'), b.get('model')]),
+                versions=a.get('versions'), predictions=m.to_dict('records'))
+
 # %% ../nbs/05_evaluation.ipynb #b1170bfd
 def _environment() -> dict:
     import multiprocessing
@@ -316,7 +339,7 @@ def run_demo(data:str|Path|None=None,  # corpus folder or manifest CSV (default:
              n_jobs:int=-1,            # workers for feature extraction
              stdout=None,              # where to print progress
             ) -> dict:
-    "Build or find a corpus, grid-search a classical model, train a CNN, evaluate both speaker-independently, write a report."
+    "Build or find a corpus, grid-search a classical model, train a CNN, evaluate both and their fusion speaker-independently, write a report."
     from ser_kit.cnn import CNNRecognizer
     t0 = time.time(); say = lambda m: _say(m, t0, stdout)
     df = get_corpus(data, seed=seed)
@@ -343,7 +366,8 @@ def run_demo(data:str|Path|None=None,  # corpus folder or manifest CSV (default:
     histories = {f'cnn fold {k}': pd.DataFrame(m.history[0]) for k, m in enumerate(cnns) if m.history}
     settings = dict(data=str(data or 'discovered/demo'), folds=len(splits), fold_speakers=[sorted(set(df.speaker.iloc[te])) for _, te in splits],
                     estimators=list(estimators), cnn_epochs=cnn_epochs, seed=seed, grid=grid.attrs.get('settings'))
-    results = {'classical': classical, 'cnn': cnn}
+    results = {'classical': classical, 'cnn': cnn, 'fusion': fuse_results(classical, cnn)}
+    say(f"fusion (mean of the two models' probabilities): speaker-independent UAR {results['fusion']['uar']:.3f}")
     rep = write_report(out, results, corpus, settings, histories,
                        extra={'leakage lesson (classical model)': leakage, 'grid search (speaker-grouped CV on all speakers)': grid.set_index('estimator')})
     table = summary_table(results)

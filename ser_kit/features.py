@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from joblib import Parallel, delayed, effective_n_jobs
 from tqdm.auto import tqdm
 from .data import cache_dir
-from .data import load_audio, pad_crop
+from .data import load_audio, pad_crop, trim_silence
 
 # %% auto #0
 __all__ = ['SR', 'N_FFT', 'WIN', 'HOP', 'PITCH_SR', 'PITCH_WIN', 'PITCH_NFFT', 'ENGINE_VERSION', 'FEATURESETS', 'hann',
@@ -595,11 +595,13 @@ def frame_features(y:np.ndarray,         # 1-D float32 clip
                    n_mfcc:int=40,        # MFCCs (kind='mfcc')
                    deltas_:bool=True,    # add delta and delta-delta channels
                    seconds:float|None=None, # pad/crop the clip (centre) to this many seconds first
+                   trim_db:float|None=None, # cut leading/trailing silence (frames this many dB below the loudest) first: centres the speech
                   ) -> np.ndarray:
     "Frame-level features of one clip as float32 [C, F, T]: C = 3 with deltas (static, delta, delta-delta) else 1; 100 frames/s."
     if kind not in ('logmel', 'mfcc'): raise ValueError(f"kind must be 'logmel' or 'mfcc', not {kind!r}")
     y = np.asarray(y, np.float32)
     if sr != SR: y = soxr.resample(y, sr, SR).astype(np.float32)
+    if trim_db: y = trim_silence(y, SR, trim_db)
     if seconds is not None: y = pad_crop(y, int(round(seconds*SR)))
     x = log_mel(power_spectrogram(y), SR, n_mels)
     if kind == 'mfcc': x = x @ dct_matrix(n_mels, n_mfcc)
@@ -654,9 +656,11 @@ def extract_frames(data,                   # manifest DataFrame (needs 'path'), 
                    progress:bool=True,     # progress bar
                    n_mels:int=64,          # mel bands
                    n_mfcc:int=40,          # MFCCs (kind='mfcc')
+                   trim_db:float|None=None, # cut leading/trailing silence first (see `frame_features`)
                   ) -> tuple[np.ndarray, pd.Index]:
     "Fixed-size frame features for deep models: (float32 array [N, C, F, T], manifest index of the N readable files)."
     params = dict(kind=kind, n_mels=n_mels, n_mfcc=n_mfcc, deltas_=deltas, seconds=seconds)
+    if trim_db: params['trim_db'] = trim_db                             # (absent when off: older cache keys stay valid)
     frame_features(np.zeros(SR//10, np.float32), **params)            # validate the settings early
     man = _as_manifest(data)
     kp, ks, km, bad = _file_keys(list(man['path']))

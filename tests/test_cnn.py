@@ -247,3 +247,41 @@ def test_train_predict_commands_with_cnn(tiny_corpus, tmp_path):
     assert (out / 'ser_kit.json').is_file() and 'model saved' in buf.getvalue()
     t = predict_command(str(out), [tiny_corpus.path[0], str(tmp_path / 'missing.wav')], stdout=io.StringIO(), stderr=io.StringIO())
     assert len(t) == 1 and len(t.attrs['skipped']) == 1
+
+
+# ---- fusion with the classical model -------------------------------------------------------------------------------
+def test_fusion_is_the_weighted_mean_and_round_trips(trained, tiny_corpus, tmp_path):
+    from ser_kit.classical import EmotionRecognizer, load_model
+    rec, _ = trained
+    cls = EmotionRecognizer(n_jobs=1).fit(tiny_corpus)
+    fused = FusionRecognizer.from_models(cls, rec, weight=0.25)
+    paths = list(tiny_corpus.path[:4]) + [str(tmp_path / 'missing.wav')]
+    P, ok, sk = fused.predict_proba_batch(paths)
+    assert ok == paths[:4] and list(sk.path) == [paths[-1]]           # the unreadable file is reported, not fatal
+    np.testing.assert_allclose(P, 0.75 * cls.predict_proba_batch(ok)[0] + 0.25 * rec.predict_proba_batch(ok)[0], atol=1e-6)
+    np.testing.assert_allclose(P.sum(1), 1, atol=1e-5)
+    folder = fused.save(tmp_path / 'fusion')
+    again = load_model(folder)
+    assert isinstance(again, FusionRecognizer) and again.weight == 0.25 and again.labels == fused.labels
+    np.testing.assert_array_equal(again.predict_proba_batch(ok)[0], P)
+    w = folder / 'cnn' / 'model.safetensors'; b = bytearray(w.read_bytes()); b[-1] ^= 1; w.write_bytes(bytes(b))
+    with pytest.raises(CheckpointError, match='SHA-256'): load_model(folder)   # a tampered member is refused
+
+
+def test_fusion_refuses_bad_settings(trained, tmp_path):
+    rec, _ = trained
+    with pytest.raises(ValueError, match='between 0 and 1'): FusionRecognizer(weight=1.5)
+    with pytest.raises(CheckpointError, match='ser_kit.json'): FusionRecognizer.load(tmp_path)
+    other = CNNRecognizer(); other.labels = ['happy', 'sad']
+    with pytest.raises(ValueError, match='different emotions'): FusionRecognizer.from_models(other, rec)
+
+
+def test_train_command_with_fusion(tiny_corpus, tmp_path):
+    from ser_kit.classical import train_command, load_model
+    import io
+    out = tmp_path / 'fusion_model'; buf = io.StringIO(); tiny_corpus.to_csv(tmp_path / 'tiny.csv', index=False)
+    rec = train_command(str(tmp_path / 'tiny.csv'), model='fusion', out=str(out), stdout=buf, epochs=1, batch_size=8, arch='crnn',
+                        arch_params=dict(channels=(8, 8), hidden=8), features=FEAT, val_speakers=['03'], progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ['classical.skops', 'cnn', 'ser_kit.json']
+    assert [type(m).__name__ for m in rec.members] == ['EmotionRecognizer', 'CNNRecognizer']
+    assert load_model(out).predict(list(tiny_corpus.path[:3])) == rec.predict(list(tiny_corpus.path[:3]))
