@@ -6,7 +6,7 @@ validate 03-04, test 01-02. The classical model has no use for validation speake
 fixed in advance). Prints one table per protocol (UAR, training minutes, seconds per epoch, warm single-clip predict ms)
 and writes a JSON file with the settings, seeds, package versions and machine.
 
-Usage: python benchmarks/cnn_ravdess.py [--archs resnet1d cnn2d crnn] [--epochs 30] [--models 3] [--tta 5]
+Usage: python benchmarks/cnn_ravdess.py [--archs resnet1d cnn2d crnn] [--epochs 60] [--models 3] [--tta 5]
        [--protocols A B] [--threads 1] [--out cnn_ravdess.json]        (needs $SER_KIT_DATA holding ravdess-dev/)
 """
 import argparse, json, os, platform, time, warnings
@@ -29,7 +29,7 @@ def predict_ms(rec, clip, n=20) -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--archs', nargs='*', default=['resnet1d', 'cnn2d', 'crnn'])
-    ap.add_argument('--epochs', type=int, default=30); ap.add_argument('--models', type=int, default=3, help='networks per ensemble')
+    ap.add_argument("--epochs", type=int, default=60); ap.add_argument('--models', type=int, default=3, help='networks per ensemble')
     ap.add_argument('--single-models', type=int, default=1, help='networks for the archs after the first')
     ap.add_argument('--tta', type=int, default=5); ap.add_argument('--protocols', nargs='*', default=['A', 'B'])
     ap.add_argument('--threads', type=int, default=1); ap.add_argument('--seed', type=int, default=0)

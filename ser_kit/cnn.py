@@ -317,7 +317,7 @@ def train_model(model:nn.Module,           # the network (moved to `device`)
                 label_smoothing:float=0.1, # share of target mass spread over all classes
                 augment:dict|None=None,    # augmentation settings (AUGMENT; {} for none); includes `mixup`
                 clip:float=5.0,            # gradient norm clipping
-                patience:int=10,           # stop after this many epochs without a better validation UAR
+                patience:int|None=10,      # stop after this many epochs without a better validation UAR (None: never)
                 t0:int|None=None,          # epochs of the first cosine cycle (default epochs // 3: cycles t0 + 2 t0 = epochs)
                 seed:int=0,                # seed of weights init, shuffling and augmentation
                 device:str|None=None,      # 'cuda' / 'cpu'; default: GPU when present
@@ -355,7 +355,7 @@ def train_model(model:nn.Module,           # the network (moved to `device`)
         else: wait += 1
         if progress: print(f"epoch {ep + 1:3d}  train loss {row['train_loss']:.3f}" + (f"  val loss {row['val_loss']:.3f}  val UAR "
                            f"{row['val_uar']:.3f}" if val is not None else '') + f"  {row['seconds']:.1f} s" + ('  *' if wait == 0 else ''), flush=True)
-        if val is not None and wait >= patience: break
+        if val is not None and patience is not None and wait >= patience: break
     model.load_state_dict(best_state); model.eval()
     return pd.DataFrame(hist)
 
@@ -402,12 +402,13 @@ class CNNRecognizer(Recognizer):
     "A from-scratch CNN (or CRNN) on log-mel frames behind the common `Recognizer` interface."
     model_type = 'cnn'
     def __init__(self, arch:str='resnet1d',     # 'cnn2d', 'resnet1d' or 'crnn'
-                 epochs:int=30,                  # maximum epochs per network
+                 epochs:int=60,                  # epochs per network (cosine cycles of 20 + 40 epochs)
                  batch_size:int=32,              # examples per step
                  lr:float=1e-3,                  # AdamW peak learning rate
                  weight_decay:float=1e-2,        # AdamW weight decay
                  label_smoothing:float=0.1,      # label smoothing
-                 patience:int=10,                # early-stopping patience (epochs)
+                 patience:int|None=None,         # stop after this many epochs without a better validation UAR (None: run all epochs);
+                                                 # either way the weights of the best validation epoch are kept
                  augment:dict|None=None,         # augmentation settings (default AUGMENT; {} for none)
                  features:dict|None=None,        # feature settings (default FEATURES)
                  arch_params:dict|None=None,     # architecture settings, e.g. dict(channels=(32, 64, 128))
