@@ -14,16 +14,13 @@ from pathlib import Path
 warnings.filterwarnings('ignore')
 import numpy as np, torch
 from ser_kit.data import load_corpus
-from ser_kit.classical import EmotionRecognizer, versions
+from ser_kit.classical import EmotionRecognizer, bench_predict, versions
 from ser_kit.cnn import CNNRecognizer, FusionRecognizer
 
 
 def predict_ms(rec, clip, n=20) -> float:
     "Median warm single-clip predict time (load, features, forward) in ms."
-    rec.predict_proba(clip); ts = []
-    for _ in range(n):
-        t = time.perf_counter(); rec.predict_proba(clip); ts.append(time.perf_counter() - t)
-    return round(float(np.median(ts)) * 1000, 1)
+    return round(bench_predict(rec, clip, n=n, warmup=1)['ms_median'], 1)
 
 
 def main():

@@ -735,13 +735,13 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
     return r
 
 # %% ../nbs/02_classical.ipynb #d18916b3
-def bench_predict(model_file:str|Path,      # a saved model
+def bench_predict(model_file:str|Path|Recognizer, # a saved model, or a trained one
                   path:str|Path|None=None,  # the clip to time (default: a demo-corpus clip)
                   n:int=50,                 # timed calls
                   warmup:int=3,             # untimed calls first
                  ) -> dict:
     "Warm single-clip latency of `predict_proba` (load, features, pipeline) in milliseconds."
-    rec = load_model(model_file)
+    rec = model_file if isinstance(model_file, Recognizer) else load_model(model_file)
     if path is None:
         from ser_kit.data import make_demo_corpus
         path = audio_files(make_demo_corpus())[0]
