@@ -3,7 +3,7 @@ import json, re
 from pathlib import Path
 import pytest
 
-NBS = sorted((Path(__file__).resolve().parents[1] / 'nbs').glob('[0-9][0-9]_*.ipynb'))
+NBS = sorted((Path(__file__).resolve().parents[1] / 'nbs').glob('[0-9][0-9]*_*.ipynb'))
 
 
 def markdown_cells(nb: Path) -> list[str]:
