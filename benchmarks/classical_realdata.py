@@ -5,7 +5,8 @@ import argparse, json, os, platform, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 from ser_kit.data import load_corpus, emobox_folds
-from ser_kit.classical import EmotionRecognizer, cross_validate, versions
+from ser_kit.classical import EmotionRecognizer
+from ser_kit.models import cross_validate, versions
 
 RUNS = {  # name -> (featureset, estimator, params)
     'seed004 recipe (SVC C=1)': ('seed004', 'svc', dict(C=1.0, class_weight=None)),

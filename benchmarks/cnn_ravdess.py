@@ -14,8 +14,10 @@ from pathlib import Path
 warnings.filterwarnings('ignore')
 import numpy as np, torch
 from ser_kit.data import load_corpus
-from ser_kit.classical import EmotionRecognizer, bench_predict, versions
-from ser_kit.cnn import CNNRecognizer, FusionRecognizer
+from ser_kit.classical import EmotionRecognizer
+from ser_kit.models import bench_predict, versions
+from ser_kit.cnn import CNNRecognizer
+from ser_kit.fusion import FusionRecognizer
 
 
 def predict_ms(rec, clip, n=20) -> float:
@@ -46,17 +48,18 @@ def main():
             rec = CNNRecognizer(arch=arch, epochs=a.epochs, patience=a.epochs, n_models=n, tta=a.tta, val_speakers=val,
                                 seed=a.seed, progress=False)
             t0 = time.time(); rec.fit(df[train]); minutes = (time.time() - t0) / 60
+            hists = list(rec.network_histories().values())          # one per network of the ensemble
             rows.append(dict(protocol=p, model=f"{arch} x{n}, TTA {a.tta}", uar=round(rec.score(df[test]), 3),
-                             train_min=round(minutes, 1), s_per_epoch=round(float(np.mean([h.seconds.mean() for h in rec.history])), 1),
-                             best_epochs=[int(h.val_uar.idxmax()) + 1 for h in rec.history],
-                             best_val_uar=[round(float(h.val_uar.max()), 3) for h in rec.history], predict_ms=predict_ms(rec, clip),
-                             curves=[h.round(4).to_dict('list') for h in rec.history]))
+                             train_min=round(minutes, 1), s_per_epoch=round(float(rec.history_.seconds.mean()), 1),
+                             best_epochs=[int(h.epoch[h.val_uar.idxmax()]) for h in hists],
+                             best_val_uar=[round(float(h.val_uar.max()), 3) for h in hists], predict_ms=predict_ms(rec, clip),
+                             curves=[h.round(4).to_dict('list') for h in hists]))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != 'curves'}), flush=True)
             if n > 1 or a.tta > 1:                                   # the fast path: one network, the centre crop
-                models, tta = rec.models, rec.tta; rec.models, rec.tta = models[:1], 1
+                networks, tta = rec.networks, rec.tta; rec.networks, rec.tta = networks[:1], 1
                 rows.append(dict(protocol=p, model=f"{arch} (its first network alone, centre crop)", uar=round(rec.score(df[test]), 3),
                                  train_min=round(minutes / n, 1), s_per_epoch=rows[-1]['s_per_epoch'], predict_ms=predict_ms(rec, clip)))
-                print(json.dumps(rows[-1]), flush=True); rec.models, rec.tta = models, tta
+                print(json.dumps(rows[-1]), flush=True); rec.networks, rec.tta = networks, tta
             if first is None: first, first_min = rec, minutes
         if first is not None:
             fused = FusionRecognizer.from_models(cls, first, 0.5)

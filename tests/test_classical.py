@@ -1,9 +1,10 @@
-"Classical models: speaker-grouped CV, safe model files, the Recognizer API and the train / predict / evaluate commands."
-import io, json, os, shutil
+"Classical models: speaker-grouped CV, safe and atomic model files (0.1.0 ones too), the Recognizer API."
+import json, os, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, skops.io as sio
 from ser_kit.classical import *
-from ser_kit.classical import _ordered
+from ser_kit.models import (Recognizer, ModelFileError, UnsafeModelError, metrics, ordered_labels, cross_validate,
+                            load_model)
 
 N_JOBS = 1
 
@@ -39,7 +40,7 @@ class Spy(Recognizer):
 def test_metrics_uar_is_mean_recall():
     r = metrics(['sad'] * 3 + ['angry'], ['sad'] * 4)
     assert r['uar'] == 0.5 and r['wa'] == 0.75 and r['labels'] == ['sad', 'angry'] and r['confusion'] == [[3, 0], [1, 0]]
-    assert _ordered(['zzz', 'angry', 'neutral']) == ['neutral', 'angry', 'zzz']
+    assert ordered_labels(['zzz', 'angry', 'neutral']) == ['neutral', 'angry', 'zzz']
 
 
 # ---- grouped CV never leaks a speaker --------------------------------------------------------------------------------
@@ -107,7 +108,9 @@ def test_save_load_round_trip_identical(model, model_file, small):
     paths = small.path.iloc[::12].tolist()
     P1, ok1, _ = model.predict_proba_batch(paths); P2, ok2, _ = r2.predict_proba_batch(paths)
     assert ok1 == ok2 and np.array_equal(P1, P2)
-    assert r2.meta_['versions']['sklearn'] and r2.meta_['seed'] == 0 and r2.meta_['feature_names'] == model.feature_names_
+    d = r2.description_
+    assert d['versions']['sklearn'] and d['training']['seed'] == 0 and d['features']['feature_names'] == model.feature_names_
+    assert d['model_type'] == 'classical' and d['labels'] == model.labels and d['estimator'] == 'logreg'
 
 
 def test_tampered_model_is_refused(model_file, tmp_path):
@@ -137,34 +140,66 @@ def test_every_zoo_estimator_saves_and_loads(name, tmp_path):
     assert np.array_equal(p.predict_proba(X), p2.predict_proba(X)) and meta == {'labels': sorted(set(y))}
 
 
-# ---- commands -----------------------------------------------------------------------------------------------------------
-def test_predict_command_folder_with_bad_file(model_file, small, tmp_path):
-    d = tmp_path / 'in'; d.mkdir()
-    for p in small.path.iloc[:3]: shutil.copy(p, d)
-    (d / 'broken.wav').write_bytes(b'RIFF\x00\x00\x00\x00WAVEjunk')
-    (d / 'empty.wav').write_bytes(b'')
-    out, err = io.StringIO(), io.StringIO()
-    csv = tmp_path / 'out' / 'pred.csv'
-    t = predict_command(str(model_file), [str(d), str(tmp_path / 'missing.wav')], csv=str(csv), stdout=out, stderr=err)
-    assert len(t) == 3
-    for n in ('broken.wav', 'empty.wav', 'missing.wav'): assert n in err.getvalue()
-    got = pd.read_csv(csv)
-    labels = load_model(model_file).labels
-    assert list(got.columns) == ['path', 'prediction'] + [f'p_{l}' for l in labels] and len(got) == 3
-    with pytest.raises(ValueError, match='refusing to write inside'):
-        predict_command(str(model_file), [str(d)], csv=str(d / 'x.csv'), stdout=out, stderr=err)
+# ---- compatibility, atomic saves, consistency -------------------------------------------------------------------------
+FIXTURES = Path(__file__).parent / 'fixtures' / 'v0.1.0'
 
 
-def test_train_and_evaluate_commands(demo_dir, small, tmp_path):
-    src = tmp_path / 'manifest.csv'; small.to_csv(src, index=False)
-    out = io.StringIO()
-    rec = train_command(str(src), estimator='tree', out=str(tmp_path / 'm.skops'), n_jobs=N_JOBS, stdout=out)
-    assert (tmp_path / 'm.skops').is_file() and 'model saved to' in out.getvalue() and rec.estimator == 'tree'
-    with pytest.raises(ValueError, match='refusing to write inside'): train_command(str(demo_dir), out=str(Path(demo_dir) / 'm.skops'))
-    r = evaluate_command(str(src), protocol='speaker', folds=2, estimator='logreg', json_out=str(tmp_path / 'e.json'), n_jobs=N_JOBS, stdout=out)
-    j = json.loads((tmp_path / 'e.json').read_text())
-    for k in ('protocol', 'folds', 'n_files', 'labels', 'uar', 'wa', 'macro_f1', 'per_class_recall', 'confusion', 'seconds'): assert k in j, k
-    assert j['protocol'] == 'speaker' and j['folds'] == 2 and j['n_files'] == len(small) and 'UAR' in out.getvalue()
-    r2 = evaluate_command(str(src), protocol='random', folds=2, estimator='logreg', n_jobs=N_JOBS, stdout=out)
-    assert r2['protocol'] == 'random' and 'inflated' in out.getvalue()
-    with pytest.raises(ValueError, match='unknown model type'): evaluate_command(str(src), model='transformer-xl')
+def test_v010_model_loads_and_predicts_the_same(demo):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # the feature set's code hash may differ from 0.1.0's
+        r = load_model(FIXTURES / 'classical.skops')
+    assert isinstance(r, EmotionRecognizer) and r.labels == ['neutral', 'happy', 'sad', 'angry']
+    assert r.settings()['estimator'] == 'logreg' and r.class_counts_.tolist() == [16, 32, 32, 32]
+    expected = json.loads((FIXTURES / 'expected.json').read_text())['classical.skops']
+    clips = sorted(demo.path)[:3]
+    P, ok, _ = r.predict_proba_batch(clips)
+    assert ok == [str(c) for c in clips]
+    want = np.array([[expected[Path(c).name][l] for l in r.labels] for c in clips])
+    np.testing.assert_allclose(P, want, atol=1e-5)
+
+
+def test_interrupted_save_keeps_the_old_model(model, model_file, small, tmp_path, monkeypatch):
+    f = tmp_path / 'model.skops'; f.write_bytes(Path(model_file).read_bytes())
+    before = f.read_bytes()
+    def crash(obj, file): Path(file).write_bytes(b'half a model'); raise OSError('disk full')
+    monkeypatch.setattr(sio, 'dump', crash)
+    other = EmotionRecognizer('tree', n_jobs=N_JOBS).fit(small)
+    with pytest.raises(OSError, match='disk full'): other.save(f)
+    monkeypatch.undo()
+    assert f.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ['model.skops']
+    r = load_model(f); paths = small.path.iloc[:4].tolist()
+    assert r.estimator == 'logreg' and np.array_equal(r.predict_proba_batch(paths)[0], model.predict_proba_batch(paths)[0])
+
+
+def test_label_list_not_matching_pipeline_is_refused(model_file, tmp_path):
+    pipe, meta = read_model_file(model_file)
+    bad = tmp_path / 'relabelled.skops'
+    write_model_file(bad, pipe, meta | dict(labels=list(reversed(meta['labels']))[:-1] + ['boredom']))
+    with pytest.raises(ModelFileError, match='relabelled.skops: the label list'): load_model(bad)
+    dup = tmp_path / 'duplicated.skops'
+    write_model_file(dup, pipe, meta | dict(labels=meta['labels'][:-1] + meta['labels'][:1]))
+    with pytest.raises(ModelFileError, match='duplicated.skops'): load_model(dup)
+
+
+def test_settings_round_trip(small, tmp_path):
+    rec = EmotionRecognizer()
+    assert rec.settings() == dict(estimator='logreg', featureset='default', params={}, emotions=None, balance=False,
+                                  seed=0, n_jobs=-1, progress=False)
+    custom = EmotionRecognizer('tree', params=dict(max_depth=4), emotions=['sad', 'angry', 'happy'], balance=True,
+                               seed=3, n_jobs=N_JOBS).fit(small)
+    for r in (rec.fit(small), custom):
+        assert EmotionRecognizer.load(r.save(tmp_path / 'r.skops')).settings() == r.settings()
+
+
+def test_bad_settings_are_setting_errors():
+    from ser_kit.data import SettingError
+    with pytest.raises(SettingError, match='unknown feature set'): EmotionRecognizer(featureset='nope')
+    with pytest.raises(SettingError, match='unknown estimator'): EmotionRecognizer('xgboost')
+
+
+def test_tuned_recognizer_lives_with_the_classical_model(small, tmp_path):
+    from ser_kit.classical import TunedRecognizer
+    train = small[small.speaker != small.speaker.max()]
+    t = TunedRecognizer(['logreg', 'tree'], inner_folds=2, n_jobs=N_JOBS, results_dir=tmp_path).fit(train)
+    assert t.estimator in ('logreg', 'tree') and set(t.search_.estimator) == {'logreg', 'tree'}
+    assert type(load_model(t.save(tmp_path / 't.skops'))) is EmotionRecognizer

@@ -1,22 +1,57 @@
-"The `ser-kit` command line: help, corpus, demo-corpus, and clear errors."
-import subprocess, sys
+"The `ser-kit` command line: help, every command, and one clear line (exit status 2) for every user mistake."
+import io, json, os, shutil, subprocess, sys
 from pathlib import Path
-import pandas as pd, numpy as np, soundfile as sf
-from ser_kit.cli import main
+import numpy as np, pandas as pd, pytest, soundfile as sf
+from ser_kit.cli import (main, error_line, corpus_command, features_command, train_command, predict_command,
+                         evaluate_command, listen_command)
+
+N_JOBS = 1
 
 
-def run(*args):
-    return subprocess.run([sys.executable, '-c', 'import sys; from ser_kit.cli import main; sys.exit(main())', *args],
-                          capture_output=True, text=True)
+def run(*args, **env):
+    "`python -m ser_kit.cli ARGS` in a fresh process (SER_KIT_DEBUG only when given)."
+    e = {k: v for k, v in os.environ.items() if k != 'SER_KIT_DEBUG'} | env
+    return subprocess.run([sys.executable, '-m', 'ser_kit.cli', *args], capture_output=True, text=True, env=e)
 
 
+def assert_one_error_line(r, *contains):
+    "Exit status 2 and exactly one line on stderr, `ser-kit: error: ...`, without a traceback."
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert len(lines) == 1 and lines[0].startswith('ser-kit: error: '), r.stderr
+    assert 'Traceback' not in r.stderr
+    for c in contains: assert c in lines[0], (c, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope='module')
+def one_actor(demo_dir, tmp_path_factory):
+    "A corpus folder of one demo actor (60 files): quick to check and featurise."
+    d = tmp_path_factory.mktemp('one') / 'corpus'; shutil.copytree(Path(demo_dir) / 'Actor_01', d / 'Actor_01')
+    return d
+
+
+@pytest.fixture(scope='module')
+def small(demo):
+    "Four demo actors (240 files): enough for 2-fold speaker CV, quick to featurise."
+    return demo[demo.speaker.isin(sorted(demo.speaker.unique())[:4])].reset_index(drop=True)
+
+
+@pytest.fixture(scope='module')
+def model_file(small, tmp_path_factory):
+    from ser_kit.classical import EmotionRecognizer
+    rec = EmotionRecognizer('logreg', n_jobs=N_JOBS).fit(small[small.speaker != small.speaker.max()])
+    return rec.save(tmp_path_factory.mktemp('m') / 'model.skops')
+
+
+# ---- help, corpus, demo-corpus ---------------------------------------------------------------------------------------
 def test_help_lists_commands():
     r = run('--help'); assert r.returncode == 0
-    for c in ('corpus', 'demo-corpus', 'demo'): assert c in r.stdout
+    for c in ('corpus', 'demo-corpus', 'demo', 'features', 'bench', 'train', 'predict', 'evaluate', 'listen', '--debug'):
+        assert c in r.stdout, c
 
 
 def test_corpus_command_writes_manifest_and_reports_bad_files(tmp_path, demo_dir):
-    import shutil
     d = tmp_path / 'corpus'; shutil.copytree(demo_dir / 'Actor_01', d / 'Actor_01')
     (d / 'Actor_01' / '03-01-03-01-01-01-01.wav').write_bytes(b'')            # an empty file
     (d / 'Actor_01' / '03-01-03-01-01-02-01.wav').write_text('not audio')     # a text file
@@ -30,7 +65,7 @@ def test_corpus_command_writes_manifest_and_reports_bad_files(tmp_path, demo_dir
 
 def test_never_writes_into_the_dataset(tmp_path, demo_dir):
     r = run('corpus', str(demo_dir), '--csv', str(demo_dir / 'manifest.csv'))
-    assert r.returncode == 2 and 'refusing to write inside the dataset folder' in r.stderr
+    assert_one_error_line(r, 'refusing to write inside the dataset folder')
     assert not (demo_dir / 'manifest.csv').exists()
 
 
@@ -42,3 +77,162 @@ def test_missing_source_is_one_clear_line(tmp_path):
 def test_demo_corpus_command(tmp_path):
     r = run('demo-corpus', str(tmp_path / 'demo'), '--actors', '1')
     assert r.returncode == 0 and len(list((tmp_path / 'demo' / 'Actor_01').glob('*.wav'))) == 60
+
+
+# ---- outputs: a missing folder is created before the work, an impossible place is one line -----------------------------
+def test_missing_output_folders_are_created(one_actor, tmp_path):
+    r = run('corpus', str(one_actor), '--csv', str(tmp_path / 'missing_dir' / 'sub' / 'm.csv'), '-j', '1')
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(tmp_path / 'missing_dir' / 'sub' / 'm.csv')) == 60
+    r = run('features', str(one_actor), '--featureset', 'prosody', '--out', str(tmp_path / 'missing_dir' / 'f.csv'), '-j', '1')
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(tmp_path / 'missing_dir' / 'f.csv')) == 60
+
+
+@pytest.mark.parametrize('command', ['corpus', 'features'])
+def test_unwritable_output_is_one_line_before_the_work(one_actor, tmp_path, command):
+    (tmp_path / 'a_file').write_text('not a folder')
+    out = str(tmp_path / 'a_file' / 'sub' / 'out.csv')
+    args = ('corpus', str(one_actor), '--csv', out) if command == 'corpus' else ('features', str(one_actor), '--out', out)
+    assert_one_error_line(run(*args), 'out.csv', 'cannot create its folder')
+
+
+# ---- every user mistake: one line, exit status 2, no traceback ---------------------------------------------------------
+MISTAKES = {  # name: (arguments, with {data} the demo corpus and {tmp} a temporary folder; what the line must say)
+    'unknown feature set': (['features', '{data}', '--featureset', 'bogus', '--out', '{tmp}/f.csv'],
+                            ["unknown feature set 'bogus'", 'choose from', 'default']),
+    'features to xlsx': (['features', '{data}', '--out', '{tmp}/f.xlsx'], ['f.xlsx', '.parquet or .csv']),
+    'demo corpus into a folder of mine': (['demo-corpus', '{tmp}/mine', '--actors', '1'], ['mine', 'not empty']),
+    'bench -n 0': (['bench', 'predict', '{tmp}/model.skops', '-n', '0'], ['-n must be at least 1']),
+    'cnn epochs 0': (['train', '{data}', '--model', 'cnn', '--epochs', '0', '-o', '{tmp}/m'], ['epochs']),
+    'no such model': (['predict', '{tmp}/no_such_model.skops', '{clip}'], ['no_such_model.skops', 'no such model']),
+    'estimator for cnn': (['train', '{data}', '--model', 'cnn', '--estimator', 'svc', '-o', '{tmp}/m'],
+                          ['--estimator and --featureset apply to --model classical']),
+    'epochs for classical': (['train', '{data}', '--epochs', '3', '-o', '{tmp}/m.skops'], ['epochs: not a setting']),
+    'unknown emotion': (['train', '{data}', '--emotions', 'bliss,sad', '-o', '{tmp}/m.skops'], ['bliss']),
+}
+
+
+def _args(args, demo_dir, tmp_path):
+    clip = sorted(Path(demo_dir).rglob('*.wav'))[0]
+    return [a.format(data=demo_dir, tmp=tmp_path, clip=clip) for a in args]
+
+
+@pytest.mark.parametrize('name', list(MISTAKES))
+def test_user_mistake_is_one_line(name, demo_dir, tmp_path):
+    (tmp_path / 'mine').mkdir(); (tmp_path / 'mine' / 'notes.txt').write_text('mine')
+    args, says = MISTAKES[name]
+    line = assert_one_error_line(run(*_args(args, demo_dir, tmp_path)), *says)
+    assert 'an option does not apply' not in line
+    assert (tmp_path / 'mine' / 'notes.txt').read_text() == 'mine'                  # nothing of the user's is touched
+    assert not (tmp_path / 'm').exists() and not (tmp_path / 'f.csv').exists()      # nothing half-written
+
+
+@pytest.mark.parametrize('how', ['flag', 'env'])
+def test_debug_shows_the_traceback(demo_dir, tmp_path, how):
+    args = _args(MISTAKES['no such model'][0], demo_dir, tmp_path)
+    r = run('--debug', *args) if how == 'flag' else run(*args, SER_KIT_DEBUG='1')
+    assert r.returncode != 0 and 'Traceback' in r.stderr and 'no such model' in r.stderr
+
+
+def test_error_line_names_the_file():
+    from ser_kit.data import SettingError, OutputPathError
+    assert error_line(PermissionError(13, 'Permission denied', '/root/x.csv')) == '/root/x.csv: Permission denied'
+    assert error_line(OutputPathError('o.csv', 'no\nway')) == 'o.csv: no way'
+    assert error_line(SettingError(None, 'epochs must be at least 1, not 0')) == 'epochs must be at least 1, not 0'
+    assert error_line(KeyError('missing column')) == 'missing column'
+
+
+def test_main_in_process_returns_2(tmp_path, capsys):
+    assert main(['predict', str(tmp_path / 'nope.skops'), str(tmp_path / 'x.wav')]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('ser-kit: error: ') and 'nope.skops' in err
+
+
+# ---- features --------------------------------------------------------------------------------------------------------
+def test_features_command_writes_parquet_and_csv(one_actor, tmp_path):
+    out = io.StringIO()
+    df = features_command(str(one_actor), 'prosody', tmp_path / 'f.parquet', n_jobs=N_JOBS, stdout=out)
+    back = pd.read_parquet(tmp_path / 'f.parquet')
+    assert len(back) == len(df) == 60 and 'f0_mean' in back and 'emotion' in back and '60 files x 26 features' in out.getvalue()
+    with pytest.raises(ValueError, match='refusing to write inside'):
+        features_command(str(one_actor), 'prosody', one_actor / 'f.csv', n_jobs=N_JOBS)
+
+
+# ---- train / predict / evaluate (classical) -----------------------------------------------------------------------------
+def test_predict_command_folder_with_bad_file(model_file, small, tmp_path):
+    from ser_kit.models import load_model
+    d = tmp_path / 'in'; d.mkdir()
+    for p in small.path.iloc[:3]: shutil.copy(p, d)
+    (d / 'broken.wav').write_bytes(b'RIFF\x00\x00\x00\x00WAVEjunk')
+    (d / 'empty.wav').write_bytes(b'')
+    out, err = io.StringIO(), io.StringIO()
+    csv = tmp_path / 'out' / 'pred.csv'
+    t = predict_command(str(model_file), [str(d), str(tmp_path / 'missing.wav')], csv=str(csv), stdout=out, stderr=err)
+    assert len(t) == 3
+    for n in ('broken.wav', 'empty.wav', 'missing.wav'): assert n in err.getvalue()
+    got = pd.read_csv(csv)
+    labels = load_model(model_file).labels
+    assert list(got.columns) == ['path', 'prediction'] + [f'p_{l}' for l in labels] and len(got) == 3
+    with pytest.raises(ValueError, match='refusing to write inside'):
+        predict_command(str(model_file), [str(d)], csv=str(d / 'x.csv'), stdout=out, stderr=err)
+
+
+def test_train_and_evaluate_commands(demo_dir, small, tmp_path):
+    src = tmp_path / 'manifest.csv'; small.to_csv(src, index=False)
+    out = io.StringIO()
+    rec = train_command(str(src), estimator='tree', out=str(tmp_path / 'm.skops'), n_jobs=N_JOBS, stdout=out)
+    assert (tmp_path / 'm.skops').is_file() and 'model saved to' in out.getvalue() and rec.estimator == 'tree'
+    with pytest.raises(ValueError, match='refusing to write inside'):
+        train_command(str(demo_dir), out=str(Path(demo_dir) / 'm.skops'))
+    r = evaluate_command(str(src), protocol='speaker', folds=2, estimator='logreg', json_out=str(tmp_path / 'e.json'),
+                         n_jobs=N_JOBS, stdout=out)
+    j = json.loads((tmp_path / 'e.json').read_text())
+    for k in ('protocol', 'folds', 'n_files', 'labels', 'uar', 'wa', 'macro_f1', 'per_class_recall', 'confusion', 'seconds'):
+        assert k in j, k
+    assert j['protocol'] == 'speaker' and j['folds'] == 2 and j['n_files'] == len(small) and 'UAR' in out.getvalue()
+    r2 = evaluate_command(str(src), protocol='random', folds=2, estimator='logreg', n_jobs=N_JOBS, stdout=out)
+    assert r2['protocol'] == 'random' and 'inflated' in out.getvalue()
+    with pytest.raises(ValueError, match='unknown model type'): evaluate_command(str(src), model='transformer-xl')
+
+
+def test_cli_train_then_predict(small, tmp_path):
+    src = tmp_path / 'manifest.csv'; small.to_csv(src, index=False)
+    r = run('train', str(src), '--estimator', 'logreg', '-o', str(tmp_path / 'models' / 'm.skops'), '-j', '1')
+    assert r.returncode == 0 and 'model saved to' in r.stdout, r.stderr
+    r = run('predict', str(tmp_path / 'models' / 'm.skops'), small.path.iloc[0], '--csv', str(tmp_path / 'p' / 'p.csv'))
+    assert r.returncode == 0 and len(pd.read_csv(tmp_path / 'p' / 'p.csv')) == 1, r.stderr
+
+
+# ---- train / predict with the deep model types --------------------------------------------------------------------------
+FEAT = dict(seconds=1.0, crop=0.6)
+
+
+def test_train_predict_commands_with_cnn(tiny_corpus, tmp_path):
+    pytest.importorskip('torch')
+    out = tmp_path / 'cnn_model'; buf = io.StringIO(); tiny_corpus.to_csv(tmp_path / 'tiny.csv', index=False)
+    train_command(str(tmp_path / 'tiny.csv'), model='cnn', out=str(out), stdout=buf, epochs=1, batch_size=8, arch='crnn',
+                  arch_params=dict(channels=(8, 8), hidden=8), features=FEAT, val_speakers=['03'], progress=False)
+    assert (out / 'ser_kit.json').is_file() and 'model saved' in buf.getvalue()
+    t = predict_command(str(out), [tiny_corpus.path[0], str(tmp_path / 'missing.wav')], stdout=io.StringIO(),
+                        stderr=io.StringIO())
+    assert len(t) == 1 and len(t.attrs['skipped']) == 1
+
+
+def test_train_command_with_fusion(tiny_corpus, tmp_path):
+    pytest.importorskip('torch')
+    from ser_kit.models import load_model
+    out = tmp_path / 'fusion_model'; buf = io.StringIO(); tiny_corpus.to_csv(tmp_path / 'tiny.csv', index=False)
+    rec = train_command(str(tmp_path / 'tiny.csv'), model='fusion', out=str(out), stdout=buf, epochs=1, batch_size=8,
+                        arch='crnn', arch_params=dict(channels=(8, 8), hidden=8), features=FEAT, val_speakers=['03'],
+                        progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ['classical.skops', 'cnn', 'ser_kit.json']
+    assert [type(m).__name__ for m in rec.members] == ['EmotionRecognizer', 'CNNRecognizer']
+    assert load_model(out).predict(list(tiny_corpus.path[:3])) == rec.predict(list(tiny_corpus.path[:3]))
+
+
+# ---- listen ----------------------------------------------------------------------------------------------------------
+def test_listen_command_without_microphone(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, 'sounddevice', None)
+    assert listen_command(model='never-loaded.skops') == 1      # fails before loading (or training) a model
+    assert capsys.readouterr().out.startswith('ser-kit listen: no microphone found (')

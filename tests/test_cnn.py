@@ -1,13 +1,16 @@
-"CNN models: training sanity, augmentation, checkpoints (round trip and refusal), CPU fallback of the GPU paths."
-import json, shutil
+"CNN models: training sanity, augmentation, checkpoints (round trip, refusal, atomic saves, 0.1.0 folders), CPU fallback."
+import json, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, soundfile as sf, torch
+import ser_kit.cnn
 from ser_kit.cnn import *
-from ser_kit.cnn import _sha256
+from ser_kit.data import SettingError
+from ser_kit.models import CheckpointError, load_model, sha256_file, folder_manifest, HISTORY_COLUMNS
 
 torch.set_num_threads(1)
 SMALL = dict(channels=(16, 16), dropout=0.0)
 FEAT = dict(seconds=1.0, crop=0.6)
+FIXTURES = Path(__file__).parent / 'fixtures' / 'v0.1.0'
 
 
 def frames(n=8, T=120, seed=0):
@@ -17,23 +20,10 @@ def frames(n=8, T=120, seed=0):
 
 
 @pytest.fixture(scope='module')
-def tiny_corpus(tmp_path_factory):
-    "Three speakers x two emotions x three one-second clips: tones whose pitch and loudness depend on the emotion."
-    root = tmp_path_factory.mktemp('tiny'); rows = []; rng = np.random.default_rng(0)
-    t = np.arange(16000) / 16000
-    for spk in ('01', '02', '03'):
-        for emo, f0, amp in (('neutral', 140, 0.1), ('angry', 260, 0.5)):
-            for k in range(3):
-                y = amp * np.sin(2 * np.pi * (f0 + 10 * k + 5 * int(spk)) * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
-                p = root / f'{spk}_{emo}_{k}.wav'; sf.write(p, (y + 0.01 * rng.standard_normal(16000)).astype(np.float32), 16000)
-                rows.append(dict(path=str(p), corpus='custom', speaker=spk, emotion=emo, gender='male' if int(spk) % 2 else 'female'))
-    return pd.DataFrame(rows)
-
-
-@pytest.fixture(scope='module')
 def trained(tiny_corpus, tmp_path_factory):
-    rec = CNNRecognizer(arch='resnet1d', epochs=2, batch_size=8, arch_params=SMALL, features=FEAT, progress=False,
-                        val_speakers=['03'], tta=3, augment={})
+    "A two-network ensemble, two epochs each, saved."
+    rec = CNNRecognizer(arch='resnet1d', epochs=2, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1,
+                        val_speakers=['03'], tta=3, n_models=2, augment={})
     rec.fit(tiny_corpus)
     folder = rec.save(tmp_path_factory.mktemp('ckpt') / 'cnn')
     return rec, folder
@@ -47,16 +37,28 @@ def test_models_any_length(arch):
         assert m(frames(3, T)).shape == (3, 5)
 
 
-def test_build_model_rejects_unknown_arch():
-    with pytest.raises(ValueError, match='arch'): build_model('vgg', 4)
-    with pytest.raises(ValueError, match='arch'): CNNRecognizer(arch='vgg')
+def test_settings_are_checked_in_the_constructor():
+    for bad, msg in ((dict(arch='vgg'), 'arch'), (dict(epochs=0), 'epochs must be at least 1'), (dict(n_models=0), 'n_models'),
+                     (dict(tta=0), 'tta'), (dict(batch_size=0), 'batch_size'), (dict(val_fraction=1.5), 'val_fraction'),
+                     (dict(augment=dict(reverb=1)), 'unknown augmentation'), (dict(features=dict(kind='cqt')), 'kind')):
+        with pytest.raises(SettingError, match=msg): CNNRecognizer(**bad)
+    with pytest.raises(SettingError, match='arch'): build_model('vgg', 4)
+    with pytest.raises(SettingError, match='not a training setting'):
+        train_model(build_model('cnn2d', 2, channels=(4, 4)), FrameDataset(frames(2, 40).numpy(), np.arange(2)), momentum=0.9)
+
+
+def test_defaults_and_settings():
+    rec = CNNRecognizer()
+    s = rec.settings()
+    assert (s['n_jobs'], s['progress'], s['val_fraction'], s['epochs']) == (-1, False, 0.15, 60)
+    assert s['augment'] == json.loads(json.dumps(AUGMENT))
+    assert rec.train_settings() == CNNSettings(augment=rec.augment) and rec.train_settings().epochs == 60
 
 
 def test_overfits_tiny_batch():
     X = frames(12, 60).numpy(); y = np.arange(12) % 4
     m = build_model('resnet1d', 4, **SMALL)
-    h = train_model(m, FrameDataset(X, y), None, epochs=15, batch_size=12, augment={}, label_smoothing=0.0, t0=15, lr=3e-3,
-                    progress=False)
+    h = train_model(m, FrameDataset(X, y), None, epochs=15, batch_size=12, augment={}, label_smoothing=0.0, t0=15, lr=3e-3)
     assert h.train_loss.iloc[-1] < 0.3 * h.train_loss.iloc[0]
 
 
@@ -65,17 +67,26 @@ def test_training_is_reproducible():
     outs = []
     for _ in range(2):
         seed_everything(0); m = build_model('cnn2d', 2, channels=(8, 8))
-        train_model(m, FrameDataset(X, y, crop=60, train=True), (X, y), epochs=2, batch_size=8, progress=False)
+        train_model(m, FrameDataset(X, y, crop=60, train=True), (X, y), CNNSettings(epochs=2, batch_size=8))
         outs.append(predict_logits(m, X))
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
 
 
-def test_early_stopping_keeps_best_epoch():
+def test_early_stopping_keeps_best_epoch_and_history_schema():
     X = frames(16, 80).numpy(); y = np.arange(16) % 2
     m = build_model('resnet1d', 2, **SMALL)
-    h = train_model(m, FrameDataset(X, y), (X[:8], y[:8]), epochs=30, patience=2, batch_size=8, progress=False)
+    h = train_model(m, FrameDataset(X, y), (X[:8], y[:8]), epochs=30, patience=2, batch_size=8)
     assert len(h) < 30 or h.val_uar.max() == 1.0
-    assert {'epoch', 'train_loss', 'val_loss', 'val_uar', 'lr', 'seconds'} <= set(h.columns)
+    assert list(h.columns) == list(HISTORY_COLUMNS)
+
+
+def test_one_epoch_returns_the_mean_loss():
+    X = frames(8, 60).numpy(); y = np.arange(8) % 2
+    m = build_model('cnn2d', 2, channels=(4, 4)); s = CNNSettings(epochs=1, augment={})
+    opt = torch.optim.AdamW(m.parameters()); sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, 1)
+    loader = torch.utils.data.DataLoader(FrameDataset(X, y), batch_size=4)
+    loss = train_one_epoch(m, loader, opt, sched, torch.amp.GradScaler('cuda', enabled=False), s, 0)
+    assert np.isfinite(loss) and loss > 0
 
 
 def test_frontend_normalises_and_adds_deltas():
@@ -128,16 +139,15 @@ def test_mixup_targets():
     assert mixup(x, t, 0)[0] is x
 
 
-# ---- recogniser, checkpoints ---------------------------------------------------------------------------------------
-def test_validation_speakers_come_from_training(tiny_corpus):
-    v = choose_val_speakers(tiny_corpus, 0.4, seed=0)
-    assert 1 <= len(v) < 3 and set(v) <= set(tiny_corpus.speaker)
-    with pytest.raises(ValueError, match='2 training speakers'): choose_val_speakers(tiny_corpus[tiny_corpus.speaker == '01'])
+# ---- recogniser ----------------------------------------------------------------------------------------------------
+def test_validation_speakers_must_be_training_speakers(tiny_corpus):
+    with pytest.raises(SettingError, match='some, not all'):
+        CNNRecognizer(epochs=1, val_speakers=['99'], features=FEAT, n_jobs=1).fit(tiny_corpus)
 
 
 def test_fit_predict_interface(trained, tiny_corpus):
     rec, _ = trained
-    assert rec.labels == ['neutral', 'angry'] and rec.val_speakers == ['03']
+    assert rec.labels == ['neutral', 'angry'] and rec.val_speakers_ == ['03'] and len(rec.networks) == 2
     P, ok, bad = rec.predict_proba_batch(list(tiny_corpus.path[:3]) + ['/no/such/file.wav'])
     assert P.shape == (3, 2) and np.allclose(P.sum(1), 1, atol=1e-5) and len(ok) == 3
     assert list(bad.path) == ['/no/such/file.wav']
@@ -146,27 +156,40 @@ def test_fit_predict_interface(trained, tiny_corpus):
     assert rec.samples_by_class().sum() == len(tiny_corpus)
 
 
+def test_history_is_one_table_in_the_schema(trained):
+    rec, _ = trained
+    assert list(rec.history_.columns) == list(HISTORY_COLUMNS) + ['network']
+    assert rec.history_.network.tolist() == [0, 0, 1, 1]
+    per_net = rec.network_histories()
+    assert list(per_net) == ['network 0', 'network 1'] and list(per_net['network 1'].epoch) == [1, 2]
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------------------------
 def test_checkpoint_round_trip_identical(trained, tiny_corpus):
     rec, folder = trained
     assert sorted(p.name for p in folder.iterdir()) == ['model.safetensors', 'ser_kit.json']
     cfg = json.loads((folder / 'ser_kit.json').read_text())
-    assert cfg['model_type'] == 'cnn' and cfg['arch'] == 'resnet1d' and cfg['label_map'] == {'0': 'neutral', '1': 'angry'}
-    assert {'features', 'training', 'versions', 'weights_sha256'} <= set(cfg)
-    rec2 = CNNRecognizer.load(folder)
+    assert cfg['model_type'] == 'cnn' and cfg['arch'] == 'resnet1d' and cfg['labels'] == ['neutral', 'angry']
+    assert cfg['format_version'] == 2 and cfg['files'] == {'model.safetensors': sha256_file(folder / 'model.safetensors')}
+    assert {'features', 'training', 'versions', 'class_counts', 'history'} <= set(cfg)
+    rec2 = load_model(folder)
+    assert isinstance(rec2, CNNRecognizer)
     paths = list(tiny_corpus.path)
     np.testing.assert_array_equal(rec2.predict_proba_batch(paths)[0], rec.predict_proba_batch(paths)[0])
-    from ser_kit.classical import load_model
-    assert isinstance(load_model(folder), CNNRecognizer)
+    assert rec2.settings() == rec.settings()                                   # settings round-trip
+    pd.testing.assert_frame_equal(rec2.history_, rec.history_.round(5), check_dtype=False)
+    assert rec2.val_speakers_ == ['03']
 
 
-def _copy(folder, tmp_path):
-    d = tmp_path / 'copy'; shutil.copytree(folder, d); return d
+def _copy(folder, tmp_path, name='copy'):
+    d = tmp_path / name; shutil.copytree(folder, d); return d
 
 
 @pytest.mark.parametrize('damage,file,msg', [
-    (lambda d: (d / 'ser_kit.json').write_text('{"model_type": "cnn", "arch"'), 'ser_kit.json', 'config'),
-    (lambda d: (d / 'ser_kit.json').write_text('[1, 2]'), 'ser_kit.json', 'config'),
+    (lambda d: (d / 'ser_kit.json').write_text('{"model_type": "cnn", "arch"'), 'ser_kit.json', 'JSON'),
+    (lambda d: (d / 'ser_kit.json').write_text('[1, 2]'), 'ser_kit.json', 'JSON object'),
     (lambda d: (d / 'ser_kit.json').unlink(), 'ser_kit.json', 'missing'),
+    (lambda d: (d / 'model.safetensors').unlink(), 'model.safetensors', 'missing'),
     (lambda d: (d / 'model.safetensors').write_bytes((d / 'model.safetensors').read_bytes()[:-100]), 'model.safetensors', 'SHA-256'),
     (lambda d: (d / 'model.safetensors').write_bytes(b'\x00' * 64), 'model.safetensors', 'SHA-256'),
 ])
@@ -176,13 +199,28 @@ def test_damaged_checkpoint_refused(trained, tmp_path, damage, file, msg):
     assert file in str(e.value)
 
 
+def _edit(d, **changes):
+    "Change fields of ser_kit.json; a change to None deletes the field."
+    cfg = json.loads((d / 'ser_kit.json').read_text()) | changes
+    (d / 'ser_kit.json').write_text(json.dumps({k: v for k, v in cfg.items() if v is not None}))
+
+
 def _rewrite(d, tensors=None, **cfg_changes):
-    "Change the weights and/or config and record a matching checksum (a deliberate, consistent-looking tampering)."
+    "Change the weights and/or description and record a matching manifest (a deliberate, consistent-looking tampering)."
     from safetensors.torch import save_file, load_file
     if tensors is not None: save_file(tensors(load_file(d / 'model.safetensors')), str(d / 'model.safetensors'))
-    cfg = json.loads((d / 'ser_kit.json').read_text()) | cfg_changes
-    cfg['weights_sha256'] = _sha256(d / 'model.safetensors')
-    (d / 'ser_kit.json').write_text(json.dumps(cfg))
+    _edit(d, **cfg_changes, files=folder_manifest(d))
+
+
+def test_manifest_is_required(trained, tmp_path):
+    d = _copy(trained[1], tmp_path, 'a'); _edit(d, files=None)
+    with pytest.raises(CheckpointError, match='retrain it') as e: CNNRecognizer.load(d)
+    assert 'ser_kit.json' in str(e.value)
+    d = _copy(trained[1], tmp_path, 'b'); _edit(d, files={'other.bin': 'x'}); (d / 'other.bin').write_bytes(b'')
+    with pytest.raises(CheckpointError): CNNRecognizer.load(d)
+    d = _copy(trained[1], tmp_path, 'c'); (d / 'notes.txt').write_text('x')       # the weights left out of the manifest
+    _edit(d, files={'notes.txt': sha256_file(d / 'notes.txt')})
+    with pytest.raises(CheckpointError, match='no SHA-256 of model.safetensors'): CNNRecognizer.load(d)
 
 
 def test_wrong_shapes_refused(trained, tmp_path):
@@ -194,20 +232,76 @@ def test_wrong_shapes_refused(trained, tmp_path):
     assert 'model.safetensors' in str(e.value)
 
 
+def test_labels_must_fit_the_outputs(trained, tmp_path):
+    d = _copy(trained[1], tmp_path); _rewrite(d, labels=['neutral', 'angry', 'sad'])
+    with pytest.raises(CheckpointError, match='do not fit the labels') as e: CNNRecognizer.load(d)
+    assert 'model.safetensors' in str(e.value) and 'ser_kit.json lists 3' in str(e.value)
+
+
 def test_other_checkpoint_problems_refused(trained, tmp_path):
-    d = _copy(trained[1], tmp_path); _rewrite(d, arch='cnn2d', arch_params={})
+    d = _copy(trained[1], tmp_path, 'a'); _rewrite(d, arch='cnn2d', arch_params={})
     with pytest.raises(CheckpointError, match='do not fit'): CNNRecognizer.load(d)
-    d = _copy(trained[1], tmp_path / 'b'); _rewrite(d, model_type='classical')
+    d = _copy(trained[1], tmp_path, 'b'); _rewrite(d, model_type='classical')
     with pytest.raises(CheckpointError, match='model_type'): CNNRecognizer.load(d)
-    d = _copy(trained[1], tmp_path / 'c'); (d / 'model.safetensors').write_bytes(b'not safetensors'); _rewrite(d)
+    d = _copy(trained[1], tmp_path, 'c'); (d / 'model.safetensors').write_bytes(b'not safetensors'); _rewrite(d)
     with pytest.raises(CheckpointError, match='safetensors'): CNNRecognizer.load(d)
-    d = _copy(trained[1], tmp_path / 'e'); _rewrite(d, lambda t: {k: (v * float('nan') if v.is_floating_point() else v) for k, v in t.items()})
+    d = _copy(trained[1], tmp_path, 'd'); _rewrite(d, lambda t: {k: (v * float('nan') if v.is_floating_point() else v) for k, v in t.items()})
     with pytest.raises(CheckpointError, match='NaN'): CNNRecognizer.load(d)
+    d = _copy(trained[1], tmp_path, 'e'); _rewrite(d, n_models='two')
+    with pytest.raises(CheckpointError, match='not a valid CNN model description'): CNNRecognizer.load(d)
+    d = _copy(trained[1], tmp_path, 'f'); _rewrite(d, arch_params={'width': 3})
+    with pytest.raises(CheckpointError, match='arch_params'): CNNRecognizer.load(d)
 
 
 def test_untrained_model_errors(tmp_path):
     with pytest.raises(RuntimeError, match='not trained'): CNNRecognizer().save(tmp_path / 'x')
     with pytest.raises(RuntimeError, match='not trained'): CNNRecognizer().predict_frames(np.zeros((1, 1, 64, 50), np.float32))
+    assert not (tmp_path / 'x').exists()
+
+
+def test_interrupted_save_keeps_the_old_model(trained, tiny_corpus, tmp_path, monkeypatch):
+    rec, folder = trained
+    d = _copy(folder, tmp_path, 'model'); paths = list(tiny_corpus.path[:4])
+    before = CNNRecognizer.load(d).predict_proba_batch(paths)[0]
+    def broken(tensors, filename, metadata=None):       # writes half a file, then the disk is full
+        Path(filename).write_bytes(b'partial'); raise OSError('No space left on device')
+    monkeypatch.setattr(ser_kit.cnn, 'save_file', broken)
+    with pytest.raises(OSError, match='No space'): rec.save(d)
+    np.testing.assert_array_equal(CNNRecognizer.load(d).predict_proba_batch(paths)[0], before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model']               # no half-written folder left behind
+
+
+def test_save_refuses_to_replace_a_user_folder(trained, tmp_path):
+    (tmp_path / 'mine').mkdir(); (tmp_path / 'mine' / 'notes.txt').write_text('keep me')
+    with pytest.raises(Exception, match='not a ser_kit model'): trained[0].save(tmp_path / 'mine')
+    assert (tmp_path / 'mine' / 'notes.txt').read_text() == 'keep me'
+
+
+# ---- models saved by ser_kit 0.1.0 ---------------------------------------------------------------------------------
+def test_v010_cnn_loads_and_predicts_the_same(demo):
+    rec = load_model(FIXTURES / 'cnn')
+    assert isinstance(rec, CNNRecognizer) and rec.arch == 'cnn2d' and rec.labels == ['neutral', 'happy', 'sad', 'angry']
+    exp = json.loads((FIXTURES / 'expected.json').read_text())['cnn']
+    clips = sorted(demo.path)[:3]                       # expected.json: the first three demo-corpus files by path
+    want = np.array([[exp[Path(c).name][l] for l in rec.labels] for c in clips])
+    np.testing.assert_allclose(rec.predict_proba_batch(clips)[0], want, atol=1e-4)
+    assert list(rec.history_.columns[:6]) == list(HISTORY_COLUMNS) and rec.val_speakers_ == ['02']
+
+
+def test_v010_cnn_needs_its_checksum(tmp_path):
+    d = _copy(FIXTURES / 'cnn', tmp_path, 'a'); _edit(d, weights_sha256=None)      # deleting it must not skip the check
+    with pytest.raises(CheckpointError, match='retrain it') as e: CNNRecognizer.load(d)
+    assert 'ser_kit.json' in str(e.value) and '--model cnn' in str(e.value)
+    d = _copy(FIXTURES / 'cnn', tmp_path, 'b'); w = d / 'model.safetensors'; b = bytearray(w.read_bytes()); b[-1] ^= 1
+    w.write_bytes(bytes(b))
+    with pytest.raises(CheckpointError, match='SHA-256') as e: CNNRecognizer.load(d)
+    assert 'model.safetensors' in str(e.value)
+
+
+def test_importing_the_cnn_does_not_import_the_classical_model():
+    code = "import ser_kit.cnn, sys; assert 'ser_kit.classical' not in sys.modules, 'ser_kit.classical imported'"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
 
 
 # ---- device handling -----------------------------------------------------------------------------------------------
@@ -216,7 +310,7 @@ def test_cpu_fallback_when_no_gpu(monkeypatch):
     assert default_device() == 'cpu' and amp_dtype(default_device()) is None
     X = frames(8, 60).numpy(); y = np.arange(8) % 2
     m = build_model('crnn', 2, channels=(8, 8), hidden=8)
-    h = train_model(m, FrameDataset(X, y), (X, y), epochs=1, batch_size=4, progress=False)   # device=None -> cpu
+    h = train_model(m, FrameDataset(X, y), (X, y), epochs=1, batch_size=4)   # device=None -> cpu
     assert len(h) == 1 and next(m.parameters()).device.type == 'cpu'
 
 
@@ -233,55 +327,5 @@ def test_amp_dtype_choice(monkeypatch):
 def test_gpu_training_step():
     X = frames(8, 60).numpy(); y = np.arange(8) % 2
     m = build_model('resnet1d', 2, **SMALL)
-    train_model(m, FrameDataset(X, y), (X, y), epochs=1, batch_size=4, device='cuda', progress=False)
+    train_model(m, FrameDataset(X, y), (X, y), epochs=1, batch_size=4, device='cuda')
     assert predict_logits(m, X).shape == (8, 2)
-
-
-# ---- commands ------------------------------------------------------------------------------------------------------
-def test_train_predict_commands_with_cnn(tiny_corpus, tmp_path):
-    from ser_kit.classical import train_command, predict_command
-    import io
-    out = tmp_path / 'cnn_model'; buf = io.StringIO(); tiny_corpus.to_csv(tmp_path / 'tiny.csv', index=False)
-    train_command(str(tmp_path / 'tiny.csv'), model='cnn', out=str(out), stdout=buf, epochs=1, batch_size=8, arch='crnn',
-                  arch_params=dict(channels=(8, 8), hidden=8), features=FEAT, val_speakers=['03'], progress=False)
-    assert (out / 'ser_kit.json').is_file() and 'model saved' in buf.getvalue()
-    t = predict_command(str(out), [tiny_corpus.path[0], str(tmp_path / 'missing.wav')], stdout=io.StringIO(), stderr=io.StringIO())
-    assert len(t) == 1 and len(t.attrs['skipped']) == 1
-
-
-# ---- fusion with the classical model -------------------------------------------------------------------------------
-def test_fusion_is_the_weighted_mean_and_round_trips(trained, tiny_corpus, tmp_path):
-    from ser_kit.classical import EmotionRecognizer, load_model
-    rec, _ = trained
-    cls = EmotionRecognizer(n_jobs=1).fit(tiny_corpus)
-    fused = FusionRecognizer.from_models(cls, rec, weight=0.25)
-    paths = list(tiny_corpus.path[:4]) + [str(tmp_path / 'missing.wav')]
-    P, ok, sk = fused.predict_proba_batch(paths)
-    assert ok == paths[:4] and list(sk.path) == [paths[-1]]           # the unreadable file is reported, not fatal
-    np.testing.assert_allclose(P, 0.75 * cls.predict_proba_batch(ok)[0] + 0.25 * rec.predict_proba_batch(ok)[0], atol=1e-6)
-    np.testing.assert_allclose(P.sum(1), 1, atol=1e-5)
-    folder = fused.save(tmp_path / 'fusion')
-    again = load_model(folder)
-    assert isinstance(again, FusionRecognizer) and again.weight == 0.25 and again.labels == fused.labels
-    np.testing.assert_array_equal(again.predict_proba_batch(ok)[0], P)
-    w = folder / 'cnn' / 'model.safetensors'; b = bytearray(w.read_bytes()); b[-1] ^= 1; w.write_bytes(bytes(b))
-    with pytest.raises(CheckpointError, match='SHA-256'): load_model(folder)   # a tampered member is refused
-
-
-def test_fusion_refuses_bad_settings(trained, tmp_path):
-    rec, _ = trained
-    with pytest.raises(ValueError, match='between 0 and 1'): FusionRecognizer(weight=1.5)
-    with pytest.raises(CheckpointError, match='ser_kit.json'): FusionRecognizer.load(tmp_path)
-    other = CNNRecognizer(); other.labels = ['happy', 'sad']
-    with pytest.raises(ValueError, match='different emotions'): FusionRecognizer.from_models(other, rec)
-
-
-def test_train_command_with_fusion(tiny_corpus, tmp_path):
-    from ser_kit.classical import train_command, load_model
-    import io
-    out = tmp_path / 'fusion_model'; buf = io.StringIO(); tiny_corpus.to_csv(tmp_path / 'tiny.csv', index=False)
-    rec = train_command(str(tmp_path / 'tiny.csv'), model='fusion', out=str(out), stdout=buf, epochs=1, batch_size=8, arch='crnn',
-                        arch_params=dict(channels=(8, 8), hidden=8), features=FEAT, val_speakers=['03'], progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ['classical.skops', 'cnn', 'ser_kit.json']
-    assert [type(m).__name__ for m in rec.members] == ['EmotionRecognizer', 'CNNRecognizer']
-    assert load_model(out).predict(list(tiny_corpus.path[:3])) == rec.predict(list(tiny_corpus.path[:3]))

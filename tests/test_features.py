@@ -93,8 +93,25 @@ def test_parallel_identical(wavs, cache):
     X2 = extract_features(paths, 'default', n_jobs=2, cache=False, progress=False)
     assert np.array_equal(X1.values, X2.values) and list(X1.columns) == list(X2.columns)
 
-def test_unknown_featureset():
-    with pytest.raises(KeyError, match='unknown feature set'): get_featureset('nope')
+def test_unknown_featureset_names_the_known_ones():
+    from ser_kit.data import SettingError
+    with pytest.raises(SettingError, match="unknown feature set 'nope'; choose from cnn1d, default"): get_featureset('nope')
+    with pytest.raises(SettingError, match="unknown feature set"): extract_features(['x.wav'], 'nope')
+
+
+def test_one_cache_helper_for_features_and_frames(wavs, cache):
+    "Both caches are `_FileCache`s: a keys table naming one .npy, stale rows of a changed file replaced, no temporaries."
+    import ser_kit.features as F
+    paths, _ = wavs
+    extract_features(paths[:3], 'prosody', n_jobs=1, progress=False)
+    extract_frames(paths[:3], kind='mfcc', seconds=1.0, n_jobs=1, progress=False)
+    for kind in ('features', 'frames'):
+        assert len(list((cache/kind).glob('*.parquet'))) == 1 and len(list((cache/kind).glob('*.npy'))) == 1, kind
+    os.utime(paths[0], ns=(1, 10**18))
+    extract_features(paths[:3], 'prosody', n_jobs=1, progress=False)
+    keys = pd.read_parquet(next((cache/'features').glob('*.parquet')))
+    assert sorted(keys['__path']) == sorted(paths[:3]) and len(list((cache/'features').glob('*.npy'))) == 1
+    assert len(list(cache.rglob('*.tmp'))) == 0
 
 def test_frames(wavs, cache):
     paths, bad = wavs

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from ser_kit.data import load_audio, trim_silence
 from ser_kit.listen import (SpeechDetector, make_stream, feed_in_blocks, predict_audio, format_prediction, run_stream,
-                            listen, listen_command, decode_audio_bytes)
+                            listen, decode_audio_bytes)
+from ser_kit.cli import listen_command
 
 SR = 16000
 
