@@ -31,7 +31,7 @@ class Spy(Recognizer):
     log = []
     def fit(self, manifest):
         m = self.prepare_manifest(manifest); self.train_speakers = set(m.speaker); return self
-    def predict_proba_batch(self, paths):
+    def predict_proba_batch(self, paths, speakers=None):
         Spy.log.append((self.train_speakers, list(paths)))
         return np.full((len(paths), len(self.labels)), 1 / len(self.labels)), list(paths), pd.DataFrame(columns=['path', 'error'])
 
@@ -184,7 +184,7 @@ def test_label_list_not_matching_pipeline_is_refused(model_file, tmp_path):
 def test_settings_round_trip(small, tmp_path):
     rec = EmotionRecognizer()
     assert rec.settings() == dict(estimator='logreg', featureset='default', params={}, emotions=None, balance=False,
-                                  seed=0, n_jobs=-1, progress=False)
+                                  seed=0, n_jobs=-1, progress=False, adapt='em')
     custom = EmotionRecognizer('tree', params=dict(max_depth=4), emotions=['sad', 'angry', 'happy'], balance=True,
                                seed=3, n_jobs=N_JOBS).fit(small)
     for r in (rec.fit(small), custom):

@@ -159,3 +159,15 @@ def test_default_model_is_trained_once_and_cached(monkeypatch, tmp_path):
     p = L.default_model(out=out); p2 = L.default_model(out=out)
     assert p == p2 == tmp_path / 'models' / 'm.skops' and p.read_bytes() == b'model' and calls == [3]
     assert out.getvalue().count('\n') == 1 and 'demo corpus' in out.getvalue()
+
+
+def test_listen_adapts_to_your_voice_after_a_few_utterances(demo):
+    from ser_kit.classical import EmotionRecognizer
+    from ser_kit.listen import YourVoice, ADAPT_AFTER
+    from ser_kit.data import load_audio
+    model = EmotionRecognizer(n_jobs=1).fit(demo[demo.speaker.isin(['01', '02', '03'])])
+    voice = YourVoice(model); clips = [load_audio(p, sr=16000) for p in demo[demo.speaker == '04'].path[:ADAPT_AFTER + 2]]
+    hows = [voice.predict(y)[1] for y in clips]
+    assert hows[:ADAPT_AFTER] == ['training statistics'] * ADAPT_AFTER and hows[-1] == f'your voice, {ADAPT_AFTER + 2} utterances'
+    plain = YourVoice(EmotionRecognizer(n_jobs=1, adapt=None).fit(demo[demo.speaker.isin(['01', '02'])]))
+    assert plain.predict(clips[0])[1] == ''

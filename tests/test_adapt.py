@@ -1,0 +1,85 @@
+"""Speaker adaptation (ser_kit.adapt, EmotionRecognizer(adapt=...)): never reads labels, never flips a one-emotion speaker."""
+import numpy as np, pandas as pd, pytest
+from ser_kit.adapt import SpeakerNorm, norm_from_dict
+from ser_kit.classical import EmotionRecognizer
+from ser_kit.data import SettingError
+from ser_kit.models import cross_validate, load_model, skew_rows
+
+
+@pytest.fixture(scope='module')
+def split(demo):
+    test_spk = sorted(demo.speaker.unique())[-2:]
+    return demo[~demo.speaker.isin(test_spk)], demo[demo.speaker.isin(test_spk)]
+
+
+@pytest.fixture(scope='module')
+def em_model(split):
+    return EmotionRecognizer(adapt='em', n_jobs=1).fit(split[0])
+
+
+def test_labels_are_never_read_at_prediction(demo):
+    "Shuffle the test speakers' labels: the predictions stay the same."
+    m = demo.reset_index(drop=True); te = np.flatnonzero(m.speaker.isin(sorted(m.speaker.unique())[-2:]))
+    tr = np.setdiff1d(np.arange(len(m)), te); shuffled = m.copy()
+    shuffled.loc[te, 'emotion'] = np.random.default_rng(0).permutation(m.emotion.to_numpy()[te])
+    runs = [cross_validate(lambda: EmotionRecognizer(adapt='em', n_jobs=1), x, folds=[(tr, te)]) for x in (m, shuffled)]
+    a, b = [{p['path']: p['prediction'] for p in r['predictions']} for r in runs]
+    assert a == b and len(a) == len(te)
+
+
+def test_one_clip_of_an_unknown_speaker_gets_a_prediction(em_model, split):
+    clip = split[1].path.iloc[0]
+    t = em_model.predict_table([clip], speakers=['someone'])
+    assert len(t) == 1 and t.speaker_clips.tolist() == [1] and np.isclose(t.filter(like='p_').sum(1), 1).all()
+    assert em_model.predict([clip]) == em_model.predict([clip], speakers=['x'])   # alone = unknown speaker
+
+
+def test_a_one_emotion_speaker_is_not_flipped(em_model, split):
+    """A speaker who shows one emotion only (a demo actor's clips of one emotion): what the model gets right clip by clip
+    (its training statistics, no speaker) stays right when it adapts to the speaker with all those clips."""
+    checked = 0
+    for (spk, emo), g in split[1].groupby(['speaker', 'emotion']):
+        clips = g.path.tolist()
+        alone = pd.Series(em_model.predict(clips)).value_counts()
+        if alone.idxmax() != emo or alone.iloc[0] <= len(clips) / 2: continue   # only clear successes can be flipped
+        together = pd.Series(em_model.predict(clips, speakers=[spk] * len(clips))).value_counts()
+        assert together.idxmax() == emo, (spk, emo, dict(alone), dict(together)); checked += 1
+    assert checked >= 3
+
+
+def test_adaptive_model_round_trips(em_model, split, tmp_path):
+    f = em_model.save(tmp_path / 'm.skops'); r = load_model(f)
+    assert r.adapt == 'em' and r.adaptation() == 'speaker-adaptive (em)' and r.settings() == em_model.settings()
+    paths = split[1].path.tolist()[:12]; spk = split[1].speaker.tolist()[:12]
+    np.testing.assert_allclose(r.predict_proba_batch(paths, spk)[0], em_model.predict_proba_batch(paths, spk)[0], atol=1e-6)
+
+
+def test_adaptation_changes_predictions_only_with_several_clips(em_model, split):
+    paths = split[1].path.tolist(); spk = split[1].speaker.tolist()
+    P_spk = em_model.predict_proba_batch(paths, spk)[0]; P_alone = em_model.predict_proba_batch(paths)[0]
+    assert not np.allclose(P_spk, P_alone)
+
+
+def test_skew_keeps_every_emotion_present(demo):
+    spk = sorted(demo.speaker.unique())
+    for k in (1, 2, 3):
+        kept = demo[skew_rows(demo, sorted(demo.emotion.unique()), k, spk)]
+        assert set(kept.emotion) == set(demo.emotion) and kept.groupby('speaker').emotion.nunique().max() == k
+
+
+def test_adapted_and_unadapted_are_both_reported(demo):
+    for a, name in ((None, 'none'), ('em', 'speaker-adaptive (em)')):
+        r = cross_validate(lambda: EmotionRecognizer(adapt=a, n_jobs=1), demo, folds=2, skew=2)
+        assert r['adaptation'] == name and r['skew'] == 2 and r['clips_per_speaker']['max'] <= 20
+
+
+def test_bad_settings():
+    with pytest.raises(SettingError): EmotionRecognizer(adapt='mean')
+    with pytest.raises(SettingError): SpeakerNorm(prior=0)
+    with pytest.raises(SettingError): SpeakerNorm().fit(np.zeros((4, 2)), list('abab'), ['s'] * 4)
+
+
+def test_old_models_load_without_adaptation():
+    from pathlib import Path
+    r = load_model(Path(__file__).parent / 'fixtures' / 'v0.1.0' / 'classical.skops')
+    assert r.adapt is None and r.adaptation() == 'none'
