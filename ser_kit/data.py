@@ -13,20 +13,21 @@ import numpy as np, pandas as pd, soundfile as sf, soxr
 # %% auto #0
 __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_EMOTIONS', 'EMODB_EMOTIONS', 'EMODB_MALE_SPEAKERS',
            'TESS_EMOTIONS', 'CREMAD_EMOTIONS', 'CREMAD_LEVELS', 'SAVEE_EMOTIONS', 'EMOTION_ALIASES', 'AUDIO_EXTS',
-           'MANIFEST_COLUMNS', 'LOADERS', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES',
-           'CONSONANTS', 'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'KAGGLE_INPUT', 'FILTER_COLUMNS',
-           'SerKitError', 'SettingError', 'OutputPathError', 'BadFilenameError', 'parse_ravdess',
-           'emotion_mapping_table', 'audio_files', 'load_ravdess', 'load_emodb', 'load_tess', 'load_cremad',
-           'load_savee', 'load_custom', 'detect_corpus', 'read_manifest', 'load_corpus', 'AudioError',
-           'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError', 'SilentAudioError', 'TooShortAudioError',
-           'wav_truncation', 'trim_silence', 'load_audio', 'pad_crop', 'check_audio', 'cache_dir', 'atomic_write',
-           'refuse_inside', 'recipe_table', 'scale_recipe', 'actor_rng', 'actor_style', 'actor_voice',
-           'personal_recipe', 'syllable_plan', 'pitch_contour', 'glottal_source', 'pulse_table', 'formant_ba',
-           'band_ba', 'voicing_envelope', 'vowel_targets', 'formant_filter', 'consonant_noise', 'voiced_sound',
-           'synth_utterance', 'place_in_recording', 'ravdess_codes', 'ravdess_name', 'synth_file', 'write_actor',
-           'demo_settings', 'make_demo_corpus', 'find_data', 'get_corpus', 'corpus_summary', 'format_summary',
-           'interactive_frontend', 'plot_waveform', 'filter_manifest', 'corpus_browser', 'speaker_groups',
-           'speaker_folds', 'emobox_folds', 'leaky_random_split', 'leaky_random_folds', 'shared_speakers']
+           'MANIFEST_COLUMNS', 'LOADERS', 'NAMED_CORPORA', 'SPEAKER_FROM', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS',
+           'FORMANT_BW', 'SYLLABLES', 'CONSONANTS', 'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES',
+           'KAGGLE_INPUT', 'FILTER_COLUMNS', 'EMOBOX_RAVDESS_FOLDS', 'SerKitError', 'SettingError', 'OutputPathError',
+           'BadFilenameError', 'parse_ravdess', 'emotion_mapping_table', 'audio_files', 'load_ravdess', 'load_emodb',
+           'load_tess', 'load_cremad', 'load_savee', 'load_custom', 'detect_corpus', 'read_manifest', 'load_corpus',
+           'speaker_from_name', 'speaker_from_folder', 'find_speakers', 'AudioError', 'AudioFileNotFoundError',
+           'EmptyAudioError', 'CorruptAudioError', 'SilentAudioError', 'TooShortAudioError', 'wav_truncation',
+           'trim_silence', 'load_audio', 'pad_crop', 'check_audio', 'cache_dir', 'atomic_write', 'refuse_inside',
+           'recipe_table', 'scale_recipe', 'actor_rng', 'actor_style', 'actor_voice', 'personal_recipe',
+           'syllable_plan', 'pitch_contour', 'glottal_source', 'pulse_table', 'formant_ba', 'band_ba',
+           'voicing_envelope', 'vowel_targets', 'formant_filter', 'consonant_noise', 'voiced_sound', 'synth_utterance',
+           'place_in_recording', 'ravdess_codes', 'ravdess_name', 'synth_file', 'write_actor', 'demo_settings',
+           'make_demo_corpus', 'find_data', 'get_corpus', 'corpus_summary', 'format_summary', 'interactive_frontend',
+           'plot_waveform', 'filter_manifest', 'corpus_browser', 'speaker_groups', 'speaker_folds', 'emobox_folds',
+           'leaky_random_split', 'leaky_random_folds', 'shared_speakers']
 
 # %% ../nbs/00_data.ipynb #2bac0aaf
 EMOTIONS = (
@@ -318,6 +319,53 @@ def load_corpus(source:str|Path|pd.DataFrame, # a corpus folder, a manifest CSV,
     corpus = corpus or detect_corpus(p)
     if corpus not in LOADERS: raise ValueError(f"unknown corpus {corpus!r}; known: {list(LOADERS)}")
     return LOADERS[corpus](p)
+
+# %% ../nbs/00_data.ipynb #a7726cf0
+NAMED_CORPORA = ('ravdess', 'emodb', 'tess', 'cremad', 'savee')  # corpora whose file names record the speaker
+
+def speaker_from_name(path:str|Path, # an audio file
+                     ) -> tuple[str, str]|None:
+    "(speaker, corpus) when the file name follows a corpus naming that records the speaker, else None."
+    for corpus in NAMED_CORPORA:
+        try: return str(_ROW_PARSERS[corpus](Path(path))['speaker']), corpus
+        except BadFilenameError: continue
+    return None
+
+def speaker_from_folder(path:str|Path, # an audio file
+                       ) -> str|None:
+    "The name of the folder the file is in (None for a file at the root of the file system)."
+    return Path(path).absolute().parent.name or None
+
+# %% ../nbs/00_data.ipynb #d1528a65
+def _known_speakers(manifest:pd.DataFrame|None) -> dict:
+    "path -> (speaker, corpus) from a manifest's `speaker` column (rows without a speaker are left out)."
+    if manifest is None: return {}
+    corpus = manifest['corpus'] if 'corpus' in manifest else ['manifest'] * len(manifest)
+    return {str(p): (str(s), str(c)) for p, s, c in zip(manifest['path'], manifest['speaker'], corpus) if pd.notna(s)}
+
+def _one_speaker(path:str, how:str, known:dict) -> tuple[str|None, str, str|None]:
+    "(speaker, where it came from, its id family) of one file; the speaker is None when it stays unknown."
+    if how == 'auto' and path in known: return known[path][0], 'manifest', known[path][1]
+    named = speaker_from_name(path) if how in ('auto', 'name') else None
+    if named: return named[0], f'{named[1]} name', named[1]
+    folder = speaker_from_folder(path) if how in ('auto', 'folder') else None
+    return (folder, 'folder', 'folder') if folder else (None, 'none', None)
+
+# %% ../nbs/00_data.ipynb #dbc08157
+SPEAKER_FROM = ('auto', 'name', 'folder', 'none')  # auto: manifest, else corpus naming, else folder; none: all unknown
+
+def find_speakers(paths:Iterable[str|Path],       # audio files
+                  how:str='auto',                 # 'auto', 'name', 'folder' or 'none' (every file its own, unknown)
+                  known:pd.DataFrame|None=None,   # a manifest whose `speaker` column comes first (how='auto')
+                 ) -> pd.DataFrame:
+    "Each file's speaker, found by itself: `path, speaker, speaker_from`, aligned with `paths`."
+    if how not in SPEAKER_FROM:
+        raise SettingError(None, f"speakers come from {', '.join(map(repr, SPEAKER_FROM))}, not {how!r}")
+    paths = [str(p) for p in paths]; known = _known_speakers(known)
+    rows = [_one_speaker(p, how, known) for p in paths]
+    families = pd.DataFrame(rows, columns=['s', 'src', 'fam']).dropna().groupby('s')['fam'].nunique()
+    ids = [f'?{i}' if s is None else f'{fam}:{s}' if families[s] > 1 else s for i, (s, _, fam) in enumerate(rows)]
+    return pd.DataFrame(dict(path=paths, speaker=ids, speaker_from=[src for _, src, _ in rows]))
 
 # %% ../nbs/00_data.ipynb #8ab01009
 class AudioError(SerKitError):
@@ -1156,14 +1204,20 @@ def speaker_folds(df:pd.DataFrame, # a corpus manifest (needs `speaker`, `emotio
     cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return [(tr, te) for tr, te in cv.split(np.zeros(len(df)), df['emotion'], groups)]
 
-# %% ../nbs/00_data.ipynb #484e7242
+# %% ../nbs/00_data.ipynb #50df8346
+EMOBOX_RAVDESS_FOLDS = ((1, 11, 20, 21), (4, 10, 12, 14), (8, 9, 19, 23),
+                        (3, 5, 7, 24), (2, 15, 16, 18), (6, 13, 17, 22))  # EmoBox's test actors of folds 1-6
+
 def emobox_folds(df:pd.DataFrame, # a RAVDESS manifest (needs `actor` or a numeric `speaker`)
                 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    "The EmoBox RAVDESS protocol: test folds of actors 1-4, 5-8, ..., 21-24 (folds with no test actor are left out)."
-    actor = (df['actor'] if 'actor' in df else df['speaker']).astype(int).to_numpy()
-    folds = [(np.flatnonzero((actor - 1) // 4 != k), np.flatnonzero((actor - 1) // 4 == k)) for k in range(6)]
-    folds = [(tr, te) for tr, te in folds if len(te) and len(tr)]
-    if not folds: raise ValueError("emobox_folds needs at least two groups of 4 actors")
+    "The EmoBox RAVDESS protocol: fold k tests `EMOBOX_RAVDESS_FOLDS[k]`, trains on every other actor present."
+    try: actor = pd.to_numeric(df['actor'] if 'actor' in df else df['speaker']).astype(int).to_numpy()
+    except (ValueError, TypeError):
+        why = "the emobox protocol needs RAVDESS actors 1-24 (an `actor` or a numeric `speaker` column)"
+        raise SettingError(None, why) from None
+    folds = [(np.flatnonzero(~np.isin(actor, t)), np.flatnonzero(np.isin(actor, t))) for t in EMOBOX_RAVDESS_FOLDS]
+    folds = [(tr, te) for tr, te in folds if len(te) and len(tr)]  # no test actor present: the fold is left out
+    if not folds: raise SettingError(None, "the emobox protocol needs actors of at least two EmoBox folds")
     return folds
 
 # %% ../nbs/00_data.ipynb #3dc46a94

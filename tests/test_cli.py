@@ -3,7 +3,7 @@ import io, json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, soundfile as sf
 from ser_kit.cli import (main, error_line, corpus_command, features_command, train_command, predict_command,
-                         evaluate_command, listen_command)
+                         evaluate_command, listen_command, SPEAKER_COLUMNS)
 
 N_JOBS = 1
 
@@ -110,6 +110,11 @@ MISTAKES = {  # name: (arguments, with {data} the demo corpus and {tmp} a tempor
                           ['--estimator and --featureset apply to --model classical']),
     'epochs for classical': (['train', '{data}', '--epochs', '3', '-o', '{tmp}/m.skops'], ['epochs: not a setting']),
     'unknown emotion': (['train', '{data}', '--emotions', 'bliss,sad', '-o', '{tmp}/m.skops'], ['bliss']),
+    'bad --speaker-from': (['predict', '{tmp}/model.skops', '{clip}', '--speaker-from', 'voice'],
+                           ["speakers come from 'auto', 'name', 'folder', 'none', not 'voice'"]),
+    'skew 0': (['evaluate', '{data}', '--skew', '0', '--json', '{tmp}/f.csv'], ['--skew must be at least 1']),
+    'adapt for cnn': (['train', '{data}', '--model', 'cnn', '--adapt', 'none', '-o', '{tmp}/m'], ['adapt: not a']),
+    'unknown adapt method': (['train', '{data}', '--adapt', 'magic', '-o', '{tmp}/m.skops'], ['adapt must be one of']),
 }
 
 
@@ -173,9 +178,86 @@ def test_predict_command_folder_with_bad_file(model_file, small, tmp_path):
     for n in ('broken.wav', 'empty.wav', 'missing.wav'): assert n in err.getvalue()
     got = pd.read_csv(csv)
     labels = load_model(model_file).labels
-    assert list(got.columns) == ['path', 'prediction'] + [f'p_{l}' for l in labels] and len(got) == 3
+    assert list(got.columns) == ['path', 'prediction', *SPEAKER_COLUMNS] + [f'p_{l}' for l in labels]
+    assert len(got) == 3 and set(got.speaker_from) == {'ravdess name'}
     with pytest.raises(ValueError, match='refusing to write inside'):
         predict_command(str(model_file), [str(d)], csv=str(d / 'x.csv'), stdout=out, stderr=err)
+
+
+# ---- predict: each file's speaker found by itself -------------------------------------------------------------------
+def _predict(model_file, inputs, **kw):
+    out, err = io.StringIO(), io.StringIO()
+    t = predict_command(str(model_file), [str(i) for i in inputs], stdout=out, stderr=err, **kw)
+    return t, out.getvalue(), err.getvalue()
+
+
+def test_predict_speakers_from_ravdess_names(model_file, demo, tmp_path):
+    d = tmp_path / 'mixed'; d.mkdir()                           # two actors in one folder: still two speakers
+    for q in demo[demo.speaker.isin(['05', '06'])].groupby('speaker').head(3).path: shutil.copy(q, d)
+    t, out, err = _predict(model_file, [d], csv=str(tmp_path / 'p.csv'))
+    assert sorted(t.speaker) == ['05'] * 3 + ['06'] * 3 and set(t.speaker_clips) == {3}
+    assert set(t.speaker_from) == {'ravdess name'}
+    assert all(line.split('\t')[3] in ('speaker 05', 'speaker 06') and line.endswith('3 clips')
+               for line in out.splitlines()[:6])
+    assert err.splitlines()[0] == 'speaker-adaptive (em): 2 speakers, 3 clips each'
+    csv = pd.read_csv(tmp_path / 'p.csv', dtype={'speaker': str})
+    assert {'speaker', 'speaker_clips', 'speaker_from'} <= set(csv.columns) and sorted(csv.speaker) == sorted(t.speaker)
+
+
+def test_predict_speakers_from_every_corpus_naming(model_file, demo, tmp_path):
+    names = {'OAF_back_angry.wav': ('OAF', 'tess'), '03a01Fa.wav': ('03', 'emodb'),
+             '1001_DFA_ANG_XX.wav': ('1001', 'cremad'), 'DC_sa03.wav': ('DC', 'savee')}
+    d = tmp_path / 'corpora'; d.mkdir()
+    for n in names: shutil.copy(demo.path.iloc[0], d / n)
+    (d / 'JE').mkdir(); shutil.copy(demo.path.iloc[1], d / 'JE' / 'a01.wav')          # SAVEE's folder layout
+    t, _, _ = _predict(model_file, [d])
+    got = {Path(p).name: (s, f) for p, s, f in zip(t.path, t.speaker, t.speaker_from)}
+    assert got == {n: (s, f'{c} name') for n, (s, c) in names.items()} | {'a01.wav': ('JE', 'savee name')}
+
+
+def test_predict_speakers_from_folders_and_manifest(model_file, demo, tmp_path):
+    for i, who in enumerate(('anna', 'anna', 'bob')):                                # names that are no corpus naming
+        d = tmp_path / 'me' / who; d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(demo.path.iloc[i], d / f'take{i}.wav')
+    t, _, _ = _predict(model_file, [tmp_path / 'me'])
+    assert sorted(t.speaker) == ['anna', 'anna', 'bob'] and set(t.speaker_from) == {'folder'}
+    man = demo.iloc[[0, 1, 60]].assign(speaker=['alice', 'alice', 'carol'])        # the manifest's speakers come first
+    man.to_csv(tmp_path / 'm.csv', index=False)
+    t, _, err = _predict(model_file, [tmp_path / 'm.csv'])
+    assert t.speaker.tolist() == ['alice', 'alice', 'carol'] and set(t.speaker_from) == {'manifest'}
+    assert t.speaker_clips.tolist() == [2, 2, 1] and '2 speakers, 1-2 clips each' in err
+    t, _, _ = _predict(model_file, [tmp_path / 'm.csv'], speaker_from='name')       # an explicit choice overrides it
+    assert t.speaker.tolist() == list(demo.speaker.iloc[[0, 1, 60]]) and set(t.speaker_from) == {'ravdess name'}
+
+
+def test_cli_predict_speaker_from_none_is_unknown(model_file, demo, tmp_path):
+    files = [str(q) for q in demo.path.iloc[:3]]
+    r = run('predict', str(model_file), *files, '--speaker-from', 'none', '--csv', str(tmp_path / 'p.csv'))
+    assert r.returncode == 0, r.stderr
+    p = pd.read_csv(tmp_path / 'p.csv')
+    assert p.speaker.tolist() == ['?0', '?1', '?2'] and set(p.speaker_clips) == {1} and set(p.speaker_from) == {'none'}
+    assert 'speakers unknown' in r.stderr
+
+
+def test_cli_evaluate_skew_prints_adapted_and_unadapted(small, tmp_path):
+    src = tmp_path / 'manifest.csv'; small.to_csv(src, index=False)
+    r = run('evaluate', str(src), '--skew', '2', '--folds', '2', '-j', '1', '--json', str(tmp_path / 'e.json'))
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line for line in r.stdout.splitlines() if line.split()[:1] in (['adapted'], ['unadapted'])}
+    assert set(rows) == {'adapted', 'unadapted'} and 'skew 2: each test speaker keeps 2 emotions' in r.stdout
+    assert rows['unadapted'].rstrip().endswith('none') and 'speaker-adaptive' in rows['adapted']
+    j = json.loads((tmp_path / 'e.json').read_text())
+    assert j['skew'] == 2 and j['unadapted']['skew'] == 2 and j['unadapted']['adaptation'] == 'none'
+    assert [c['run'] for c in j['comparison']] == ['adapted', 'unadapted'] and j['adaptation'] != 'none'
+    assert j['n_files'] == j['unadapted']['n_files'] < len(small) / 2
+
+
+def test_evaluate_emobox_reports_the_folds_that_ran(small, tmp_path):
+    out = io.StringIO()                                           # actors 01-04: EmoBox folds 1, 2, 4 and 5
+    r = evaluate_command(small, protocol='emobox', adapt='none', n_jobs=N_JOBS, stdout=out)
+    assert (r['protocol'], r['folds'], r['adaptation']) == ('emobox', 4, 'none') and 'unadapted' not in r
+    assert [f['test_speakers'] for f in r['per_fold']] == [['01'], ['04'], ['03'], ['02']]
+    assert out.getvalue().startswith('emobox protocol, 4 of 6 EmoBox folds ran')
 
 
 def test_train_and_evaluate_commands(demo_dir, small, tmp_path):

@@ -179,11 +179,82 @@ def test_speaker_folds_never_share_a_speaker(demo):
             assert shared_speakers(demo, tr, te) == set() and not set(demo.speaker.iloc[tr]) & set(demo.speaker.iloc[te])
 
 
-def test_emobox_folds_and_leaky_split(demo):
-    for tr, te in emobox_folds(demo):
-        a = set(demo.actor.iloc[te]); assert len(a) <= 4 and (min(a) - 1) % 4 == 0 and shared_speakers(demo, tr, te) == set()
+EMOBOX = [[1, 11, 20, 21], [4, 10, 12, 14], [8, 9, 19, 23], [3, 5, 7, 24], [2, 15, 16, 18], [6, 13, 17, 22]]
+
+
+def _actors(n, per=3):
+    return pd.DataFrame([dict(path=f'{a}-{i}.wav', speaker=f'{a:02d}', emotion='sad') for a in range(1, n + 1)
+                         for i in range(per)])
+
+
+def _test_actors(df):
+    return [sorted(set(df.speaker.iloc[te].astype(int))) for _, te in emobox_folds(df)]
+
+
+def test_emobox_folds_are_the_published_list():
+    df = _actors(24)
+    assert [list(f) for f in EMOBOX_RAVDESS_FOLDS] == EMOBOX and _test_actors(df) == EMOBOX
+    for tr, te in emobox_folds(df):
+        assert len(set(df.speaker.iloc[tr])) == 20 and shared_speakers(df, tr, te) == set()
+        assert sorted(np.concatenate([tr, te])) == list(range(len(df)))
+
+
+def test_emobox_folds_on_16_actors_keep_the_actors_present():
+    df = _actors(16)
+    assert _test_actors(df) == [[a for a in f if a <= 16] for f in EMOBOX]          # 6 folds, actors 1-16 only
+    assert sorted(np.concatenate([te for _, te in emobox_folds(df)])) == list(range(len(df)))
+    assert _test_actors(df[df.speaker.isin(['01', '04', '08'])]) == [[1], [4], [8]]   # absent folds are left out
+    with pytest.raises(SettingError, match='at least two EmoBox folds'): emobox_folds(df[df.speaker == '01'])
+    with pytest.raises(SettingError, match='RAVDESS actors'): emobox_folds(df.assign(speaker='anna'))
+
+
+def test_emobox_folds_on_the_demo_corpus(demo):
+    folds = emobox_folds(demo)
+    assert [sorted(set(demo.actor.iloc[te])) for _, te in folds] == [[1], [4], [8], [3, 5, 7], [2], [6]]
     tr, te = leaky_random_split(demo)
     assert shared_speakers(demo, tr, te) and len(tr) + len(te) == len(demo)
+
+
+# ---- speakers found from the files themselves ------------------------------------------------------------------------
+@pytest.mark.parametrize('path,speaker,corpus', [
+    ('x/Actor_12/03-01-06-01-02-01-12.wav', '12', 'ravdess'), ('somewhere/03-02-05-02-01-02-07.wav', '07', 'ravdess'),
+    ('OAF_angry/OAF_back_angry.wav', 'OAF', 'tess'), ('YAF_pleasant_surprised/YAF_bite_ps.wav', 'YAF', 'tess'),
+    ('wav/03a01Fa.wav', '03', 'emodb'), ('wav/16b10Lc.wav', '16', 'emodb'),
+    ('AudioWAV/1001_DFA_ANG_XX.wav', '1001', 'cremad'), ('1091_IEO_SAD_HI.wav', '1091', 'cremad'),
+    ('ALL/DC_sa03.wav', 'DC', 'savee'), ('AudioData/JK/su15.wav', 'JK', 'savee')])
+def test_speaker_from_each_corpus_naming(path, speaker, corpus):
+    assert speaker_from_name(path) == (speaker, corpus)
+    t = find_speakers([path])
+    assert t.speaker.tolist() == [speaker] and t.speaker_from.tolist() == [f'{corpus} name']
+    assert find_speakers([path], 'name').speaker.tolist() == [speaker]
+
+
+def test_speaker_from_folder_when_the_name_says_nothing(tmp_path):
+    paths = [tmp_path / 'anna' / 'take1.wav', tmp_path / 'anna' / 'take2_happy.wav', tmp_path / 'bob' / 'x.flac']
+    assert speaker_from_name(paths[0]) is None and speaker_from_name(paths[1]) is None
+    t = find_speakers(paths)
+    assert t.path.tolist() == [str(p) for p in paths]
+    assert t.speaker.tolist() == ['anna', 'anna', 'bob'] and set(t.speaker_from) == {'folder'}
+    assert find_speakers(['Actor_01/03-01-05-01-01-01-02.wav'], 'folder').speaker.tolist() == ['Actor_01']
+    assert find_speakers(paths, 'name').speaker.tolist() == ['?0', '?1', '?2']        # no corpus name: unknown
+
+
+def test_speakers_none_and_mixed_sources():
+    paths = ['a/03-01-05-01-01-01-03.wav', 'b/03-01-05-01-01-01-03.wav', 'wav/03a01Fa.wav', 'me/anna/x.wav']
+    t = find_speakers(paths)
+    assert t.speaker.tolist() == ['ravdess:03', 'ravdess:03', 'emodb:03', 'anna']     # actor 03 is not EMO-DB's 03
+    n = find_speakers(paths, 'none')
+    assert n.speaker.tolist() == ['?0', '?1', '?2', '?3'] and set(n.speaker_from) == {'none'}
+    with pytest.raises(SettingError, match="not 'voices'"): find_speakers(paths, 'voices')
+    assert len(find_speakers([])) == 0
+
+
+def test_speakers_from_a_manifest_come_first(tmp_path):
+    man = pd.DataFrame(dict(path=['a/03-01-05-01-01-01-03.wav', 'me/x.wav'], speaker=['alice', 'bob'], corpus='custom'))
+    t = find_speakers(list(man.path) + ['c/03-01-05-01-01-01-04.wav'], known=man)
+    assert t.speaker.tolist() == ['alice', 'bob', '04']
+    assert t.speaker_from.tolist() == ['manifest', 'manifest', 'ravdess name']
+    assert find_speakers(man.path, 'folder', known=man).speaker.tolist() == ['a', 'me']   # an explicit choice overrides
 
 
 def test_real_ravdess_when_present():
