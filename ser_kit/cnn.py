@@ -7,11 +7,12 @@ from __future__ import annotations
 import os, time, copy, inspect
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Sequence
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from safetensors.torch import save_file, load as load_safetensors
-from .data import load_audio, AudioError, SettingError, speaker_groups
+from .data import SettingError, speaker_groups
 from .features import frame_features, extract_frames
 from .models import (Recognizer, ModelFileError, CheckpointError, uar, versions, choose_val_speakers,
                             sha256_file, atomic_folder, model_description, write_description, read_description,
@@ -590,15 +591,13 @@ def predict_frames(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
 
 # %% ../nbs/03_cnn.ipynb #2c55684f
 @patch
-def predict_proba_batch(self:CNNRecognizer, paths:list[str]) -> tuple[np.ndarray, list, pd.DataFrame]:
-    "Probabilities for the readable files, their paths, and a `path, error` table of the files skipped."
-    frames, ok, bad = [], [], []
-    for p in ([paths] if isinstance(paths, (str, Path)) else list(paths)):
-        try: frames.append(clip_frames(load_audio(p, sr=16000), 16000, self.features)); ok.append(str(p))
-        except (AudioError, OSError, ValueError) as e: bad.append((str(p), str(e)))
+def predict_proba_audio(self:CNNRecognizer, clips:Sequence[np.ndarray], # decoded clips: mono float32 at 16 kHz
+                        speakers:Sequence|None=None, # a speaker id per clip: accepted and ignored (no adaptation yet)
+                       ) -> np.ndarray:
+    "Class probabilities [n, n_classes] of decoded clips: their frames (`clip_frames`) through `predict_frames`."
     T = int(self.features['seconds'] * FPS) + 1
-    X = np.stack(frames) if frames else np.zeros((0, 1, n_bands(self.features), T), np.float32)
-    return self.predict_frames(X), ok, pd.DataFrame(bad, columns=['path', 'error'])
+    frames = [clip_frames(np.asarray(y, dtype=np.float32), 16000, self.features) for y in clips]
+    return self.predict_frames(np.stack(frames) if frames else np.zeros((0, 1, n_bands(self.features), T), np.float32))
 
 # %% ../nbs/03_cnn.ipynb #cbd6c86a
 def write_checkpoint(folder:str|Path,     # the model folder to (re)place

@@ -156,6 +156,19 @@ def test_fit_predict_interface(trained, tiny_corpus):
     assert rec.samples_by_class().sum() == len(tiny_corpus)
 
 
+def test_predict_proba_audio_takes_decoded_clips_and_ignores_speakers(trained, tiny_corpus):
+    from ser_kit.data import load_audio
+    rec, _ = trained; paths = list(tiny_corpus.path[:4])
+    clips = [load_audio(p, sr=16000) for p in paths]
+    P = rec.predict_proba_audio(clips)
+    np.testing.assert_allclose(P, rec.predict_proba_batch(paths)[0], atol=1e-6)
+    np.testing.assert_allclose(rec.predict_proba_audio(clips, ['a', 'a', 'b', 'b']), P, atol=1e-6)
+    np.testing.assert_allclose(rec.predict_proba_batch(paths, speakers=['a', 'a', 'b', 'b'])[0], P, atol=1e-6)
+    assert rec.predict_proba_audio([]).shape == (0, 2) and rec.adaptation() == 'none'
+    t = rec.predict_table(paths, speakers=['a', 'a', 'b', 'b'])
+    assert list(t.speaker_clips) == [2, 2, 2, 2] and t.attrs['adaptation'] == 'none'
+
+
 def test_history_is_one_table_in_the_schema(trained):
     rec, _ = trained
     assert list(rec.history_.columns) == list(HISTORY_COLUMNS) + ['network']
