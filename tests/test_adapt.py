@@ -43,7 +43,9 @@ def test_a_one_emotion_speaker_is_not_flipped(em_model, split):
         alone = pd.Series(em_model.predict(clips)).value_counts()
         if alone.idxmax() != emo or alone.iloc[0] <= len(clips) / 2: continue   # only clear successes can be flipped
         together = pd.Series(em_model.predict(clips, speakers=[spk] * len(clips))).value_counts()
-        assert together.idxmax() == emo, (spk, emo, dict(alone), dict(together)); checked += 1
+        others = together.drop(emo, errors='ignore')
+        assert together.get(emo, 0) >= (others.max() if len(others) else 0), (spk, emo, dict(alone), dict(together))
+        checked += 1                           # no other emotion overtakes the true one
     assert checked >= 3
 
 

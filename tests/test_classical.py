@@ -114,7 +114,7 @@ def test_save_load_round_trip_identical(model, model_file, small):
 
 
 def test_tampered_model_is_refused(model_file, tmp_path):
-    pipe, meta = read_model_file(model_file)
+    pipe, meta, _ = read_model_file(model_file)
     evil = tmp_path / 'evil.skops'
     sio.dump(dict(format=MODEL_FORMAT, format_version=1, pipeline=pipe, meta=json.dumps(meta), hook=os.system), evil)
     with pytest.raises(UnsafeModelError, match='evil.skops.*allow-list'): load_model(evil)
@@ -136,7 +136,7 @@ def test_every_zoo_estimator_saves_and_loads(name, tmp_path):
     X, y = rng.normal(size=(60, 6)), np.repeat(['angry', 'sad', 'happy'], 20)
     p = make_pipeline(name, **({'max_iter': 50} if name == 'mlp' else {})).fit(X, y)
     f = write_model_file(tmp_path / f'{name}.skops', p, {'labels': sorted(set(y))})
-    p2, meta = read_model_file(f)
+    p2, meta, _ = read_model_file(f)
     assert np.array_equal(p.predict_proba(X), p2.predict_proba(X)) and meta == {'labels': sorted(set(y))}
 
 
@@ -172,7 +172,7 @@ def test_interrupted_save_keeps_the_old_model(model, model_file, small, tmp_path
 
 
 def test_label_list_not_matching_pipeline_is_refused(model_file, tmp_path):
-    pipe, meta = read_model_file(model_file)
+    pipe, meta, _ = read_model_file(model_file)
     bad = tmp_path / 'relabelled.skops'
     write_model_file(bad, pipe, meta | dict(labels=list(reversed(meta['labels']))[:-1] + ['boredom']))
     with pytest.raises(ModelFileError, match='relabelled.skops: the label list'): load_model(bad)

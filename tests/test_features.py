@@ -30,7 +30,8 @@ def wavs(tmp_path_factory):
 from ser_kit.features import (FEATURESETS, FeatureSet, extract_features, extract_frames, frame_features, f0_track,
                               cnn1d, get_featureset)
 
-@pytest.mark.parametrize('name,n', [('default', None), ('cnn1d', 54), ('prosody', None), ('seed004', 193)])
+@pytest.mark.parametrize('name,n', [('default', None), ('cnn1d', 54), ('prosody', None), ('seed004', 193),
+                                    ('rich', None)])
 def test_featureset_shape_finite(name, n):
     y = _voice(200, 1.0)
     names, v = FEATURESETS[name].compute(y)
@@ -40,6 +41,39 @@ def test_featureset_shape_finite(name, n):
     # degenerate input (near silence, very short) stays finite
     _, v2 = FEATURESETS[name].compute(np.full(800, 1e-4, np.float32))
     assert np.isfinite(v2).all() and len(v2) == len(v)
+
+def test_rich_shape_and_default_prefix():
+    "`rich` is `default` plus about 700 more columns, every name unique, float32 and finite."
+    y = _voice(180, 2.0)
+    names, v = FEATURESETS['rich'].compute(y)
+    dnames, dv = FEATURESETS['default'].compute(y)
+    assert names[:len(dnames)] == dnames and np.array_equal(v[:len(dv)], dv)
+    assert len(names) == len(set(names)) == len(v) == 900
+    assert v.dtype == np.float32 and np.isfinite(v).all()
+    assert {'mfcc30_p25_0', 'mel64_mean_63', 'energy_db_slope', 'f0_semitones_range', 'dmfcc30_std_29'} <= set(names)
+
+@pytest.mark.parametrize('pad', ['zeros', 'noise'])
+def test_rich_finite_on_silence_padded_clips(pad):
+    "Silence around the voice (zeros or faint noise) leaves `rich` finite and its frame statistics nearly unchanged."
+    y = _voice(220, 1.0)
+    noise = 1e-5*np.random.default_rng(1).standard_normal(SR).astype(np.float32)
+    sil = np.zeros(SR, np.float32) if pad == 'zeros' else noise
+    names, v = FEATURESETS['rich'].compute(np.concatenate([sil, y, sil]))   # padded by whole hops: frames align
+    _, v0 = FEATURESETS['rich'].compute(y)
+    assert np.isfinite(v).all()
+    col = [i for i, n in enumerate(names) if n.startswith('mfcc30_mean_')]
+    np.testing.assert_allclose(v[col], v0[col], rtol=0.05, atol=1.0)
+    for clip in (np.zeros(SR, np.float32), np.full(800, 1e-4, np.float32), np.zeros(10, np.float32)):
+        assert np.isfinite(FEATURESETS['rich'].compute(clip)[1]).all()
+
+def test_rich_deterministic(wavs, cache):
+    "The same numbers every call, in-process and in parallel workers."
+    y = _voice(150, 1.5, seed=3)
+    assert np.array_equal(FEATURESETS['rich'].compute(y)[1], FEATURESETS['rich'].compute(y.copy())[1])
+    paths, _ = wavs
+    X1 = extract_features(paths, 'rich', n_jobs=1, cache=False, progress=False)
+    X2 = extract_features(paths, 'rich', n_jobs=2, cache=False, progress=False)
+    assert np.array_equal(X1.values, X2.values) and X1.shape == (len(paths), 900)
 
 def test_f0_track_accuracy():
     f0, _ = f0_track(_voice(220, 1.0))
