@@ -43,7 +43,7 @@ def main():
     for p in a.protocols:
         train, val, test = protos[p]; clip = df[test].path.iloc[0]
         t0 = time.time(); cls = EmotionRecognizer(n_jobs=1, seed=a.seed).fit(df[train]); minutes = (time.time() - t0) / 60
-        rows.append(dict(protocol=p, model='classical (default features, logreg)', uar=round(cls.score(df[test]), 3),
+        rows.append(dict(protocol=p, model=f'classical ({cls.featureset} features, logreg, {cls.adaptation()})', uar=round(cls.score(df[test]), 3),
                          train_min=round(minutes, 2), s_per_epoch=None, predict_ms=predict_ms(cls, clip)))
         print(json.dumps(rows[-1]), flush=True); first = None
         for k, arch in enumerate(a.archs):
