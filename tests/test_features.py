@@ -99,16 +99,23 @@ def test_cache_hit_and_miss(wavs, cache, monkeypatch):
     assert sum(calls) == 4 and np.array_equal(X1.values, X2.values)
     extract_features(paths, 'prosody', n_jobs=1, progress=False)              # only the 2 new files
     assert sum(calls) == 6
-    os.utime(paths[0], ns=(1, 10**18))                                        # changed file identity: one miss
+    os.utime(paths[0], ns=(1, 10**18))                                        # touched, same bytes: still a hit
     extract_features(paths, 'prosody', n_jobs=1, progress=False)
+    assert sum(calls) == 6
+    q = cache.parent/'copy.wav'; q.write_bytes(Path(paths[0]).read_bytes())
+    extract_features([q], 'prosody', n_jobs=1, progress=False)
     assert sum(calls) == 7
+    st = q.stat(); q.write_bytes(Path(paths[3]).read_bytes())                 # other audio, same size and mtime
+    assert q.stat().st_size == st.st_size; os.utime(q, ns=(st.st_atime_ns, st.st_mtime_ns))
+    Xq = extract_features([q], 'prosody', n_jobs=1, progress=False)           # changed content: one miss
+    assert sum(calls) == 8 and np.array_equal(Xq.values, X1.values[3:4])
     fs = FeatureSet('cnn1d-13', cnn1d, params=dict(n_mfcc=13))                # changed setting: all misses
     assert fs.key() != FEATURESETS['cnn1d'].key()
     Xs = extract_features(paths[:3], fs, n_jobs=1, progress=False)
-    assert sum(calls) == 10 and Xs.shape[1] == 2*(2 + 13 + 5)
+    assert sum(calls) == 11 and Xs.shape[1] == 2*(2 + 13 + 5)
     assert len(list(cache.rglob('*.tmp'))) == 0                               # atomic writes leave no temporaries
     X3 = extract_features(paths[:4], 'prosody', n_jobs=1, progress=False, cache=False)
-    assert sum(calls) == 14
+    assert sum(calls) == 15
 
 def test_corrupt_file_skipped_and_reported(wavs, cache):
     paths, bad = wavs
@@ -143,8 +150,9 @@ def test_one_cache_helper_for_features_and_frames(wavs, cache):
         assert len(list((cache/kind).glob('*.parquet'))) == 1 and len(list((cache/kind).glob('*.npy'))) == 1, kind
     os.utime(paths[0], ns=(1, 10**18))
     extract_features(paths[:3], 'prosody', n_jobs=1, progress=False)
+    extract_features(paths[1:4], 'prosody', n_jobs=1, progress=False)   # one more file: the keys and data replaced
     keys = pd.read_parquet(next((cache/'features').glob('*.parquet')))
-    assert sorted(keys['__path']) == sorted(paths[:3]) and len(list((cache/'features').glob('*.npy'))) == 1
+    assert sorted(keys['__path']) == sorted(paths[:4]) and len(list((cache/'features').glob('*.npy'))) == 1
     assert len(list(cache.rglob('*.tmp'))) == 0
 
 def test_frames(wavs, cache):
