@@ -186,3 +186,39 @@ def test_real_files(cache):
     files = sorted(REAL.glob('Actor_01/*.wav'))[:4]
     X = extract_features([str(f) for f in files], 'default', n_jobs=1, progress=False)
     assert X.shape[0] == 4 and np.isfinite(X.values).all()
+
+
+NB_SET = '''
+def my_set(y, sr):
+    "A student's feature set, defined in the lesson's kernel: mean MFCCs, and which process computed them."
+    fr = Frames(y, sr)
+    return [('mfcc', fr.mfcc.mean(0)), ('pid', os.getpid())]
+register_featureset('mine', my_set)
+register_featureset('mfcc13', cnn1d, n_mfcc=13)
+X13 = extract_features(PATHS, 'mfcc13', progress=False)
+Xm = extract_features(PATHS, 'mine', cache=False, progress=False)
+'''
+
+def test_notebook_defined_featureset_runs_in_workers(wavs, cache):
+    "Lesson 01 run as nbdev_test/Jupyter runs it (exported cells in the kernel's __main__): its own feature sets and a "
+    "student's run with the default n_jobs=-1 in worker processes (issue 18.3: the lock and cached helpers pickled)."
+    from joblib import effective_n_jobs
+    if effective_n_jobs(-1) < 2: pytest.skip('needs 2 cores for n_jobs=-1 to start workers')
+    from execnb.nbio import read_nb
+    from execnb.shell import CaptureShell
+    nbs = Path(__file__).resolve().parents[1]/'nbs'
+    sh = CaptureShell(path=nbs)
+    for c in read_nb(nbs/'01_features.ipynb').cells:
+        if c.cell_type == 'code' and c.source.lstrip().startswith('#| export'):
+            sh.run(c.source); assert not sh.exc, (c.source[:80], sh.exc)
+    sh.run('import os'); sh.user_ns['PATHS'] = wavs[0]
+    assert sh.user_ns['cnn1d'].__module__ == '__main__'           # the situation of the issue
+    sh.run(NB_SET)
+    assert sh.exc is None, repr(sh.exc)
+    X13, Xm = sh.user_ns['X13'], sh.user_ns['Xm']
+    assert X13.shape == (6, 2*(2 + 13 + 5)) and np.isfinite(X13.values).all()
+    assert not (set(Xm['pid']) & {float(os.getpid())}) and len(Xm) == 6  # computed in workers, not here
+    from ser_kit.features import cnn1d
+    from ser_kit.data import load_audio
+    np.testing.assert_allclose(X13.values[0], np.concatenate([np.atleast_1d(v).ravel() for _, v in
+                               cnn1d(load_audio(wavs[0][0], sr=SR), SR, n_mfcc=13)]), rtol=1e-5, atol=1e-5)

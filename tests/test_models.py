@@ -36,6 +36,16 @@ def test_confusion_has_no_pandas_warning(recwarn):
     assert not [w for w in recwarn if 'pandas' in str(w.category).lower() or 'Pandas' in str(w.message)]
 
 
+def test_confusion_raises_no_warning_at_all():
+    "Issue 18.6: with every warning an error (pandas' Pandas4Warning included), counts, percents, an empty row."
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        for pct in (False, True):
+            cm = confusion_frame(['sad', 'sad', 'angry'], ['angry', 'sad', 'neutral'], ['sad', 'angry', 'happy'], percent=pct)
+            assert cm.loc['happy'].sum() == 0                        # a class never seen: a row of zeros, no 0/0
+
+
 def test_weighted_mean_is_the_one_fusion():
     a, b = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
     assert weighted_mean([a, b], [3, 1]).tolist() == [[0.75, 0.25]]
