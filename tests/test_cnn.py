@@ -342,3 +342,55 @@ def test_gpu_training_step():
     m = build_model('resnet1d', 2, **SMALL)
     train_model(m, FrameDataset(X, y), (X, y), epochs=1, batch_size=4, device='cuda')
     assert predict_logits(m, X).shape == (8, 2)
+
+
+# ---- speaker-adaptive input ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def adaptive(tiny_corpus, tmp_path_factory):
+    "A speaker-adaptive CNN, one network, two epochs, saved."
+    rec = CNNRecognizer(arch='resnet1d', epochs=2, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1,
+                        val_speakers=['03'], augment={}, adapt='speaker')
+    rec.fit(tiny_corpus)
+    return rec, rec.save(tmp_path_factory.mktemp('ckpt') / 'cnn_adaptive')
+
+
+def test_adaptive_cnn_uses_speakers_never_labels(adaptive, tiny_corpus):
+    rec, _ = adaptive; df = tiny_corpus.sample(frac=1, random_state=0).reset_index(drop=True)
+    assert rec.adaptation() == 'speaker-adaptive (band means)' and rec.band_mean_.shape == (n_bands(FEAT),)
+    assert rec.networks[0].front.norm == 'level'
+    P1, _, _ = rec.predict_proba_batch(list(df.path), list(df.speaker))
+    shuffled = df.assign(emotion=df.emotion.sample(frac=1, random_state=1).to_numpy())    # labels are never read
+    P2, _, _ = rec.predict_proba_batch(list(shuffled.path), list(shuffled.speaker))
+    np.testing.assert_allclose(P1, P2)
+    P3, _, _ = rec.predict_proba_batch(list(df.path), ['x'] * len(df))                    # other speaker groups: other input
+    assert not np.allclose(P1, P3)
+
+
+def test_adaptive_cnn_single_clip_gets_the_average_speaker(adaptive, tiny_corpus):
+    rec, _ = adaptive; p = tiny_corpus.path.iloc[0]
+    alone, _, _ = rec.predict_proba_batch([p])                                   # unknown speaker, heard once
+    known, _, _ = rec.predict_proba_batch([p], ['someone'])
+    np.testing.assert_allclose(alone, known)
+    assert np.isfinite(alone).all() and rec.predict([p])[0] in rec.labels
+
+
+def test_adaptive_cnn_round_trips(adaptive, tiny_corpus):
+    rec, folder = adaptive; back = CNNRecognizer.load(folder)
+    assert back.adapt == 'speaker' and np.allclose(back.band_mean_, rec.band_mean_, atol=1e-4)
+    paths, spk = list(tiny_corpus.path[:8]), list(tiny_corpus.speaker[:8])
+    np.testing.assert_allclose(back.predict_proba_batch(paths, spk)[0], rec.predict_proba_batch(paths, spk)[0],
+                               atol=1e-4)
+
+
+def test_adaptive_cnn_without_band_means_is_refused(adaptive, tmp_path):
+    import json, shutil
+    _, folder = adaptive; bad = tmp_path / 'm'; shutil.copytree(folder, bad)
+    d = json.loads((bad / 'ser_kit.json').read_text()); d.pop('band_mean')
+    (bad / 'ser_kit.json').write_text(json.dumps(d))
+    with pytest.raises(CheckpointError): CNNRecognizer.load(bad)       # the manifest no longer matches, or no band_mean
+
+
+def test_adapt_setting_is_checked():
+    with pytest.raises(SettingError, match='adapt'): CNNRecognizer(adapt='z')
+    assert CNNRecognizer(adapt='none').adapt is None and CNNRecognizer().adaptation() == 'none'

@@ -1,0 +1,388 @@
+"Hostile and careless input (issue 14): the user's data is never touched, a batch finishes and lists what it skipped."
+
+import hashlib, os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, soundfile as sf
+from ser_kit.cli import main
+from ser_kit.data import (
+    load_audio,
+    load_tess,
+    load_corpus,
+    scan_audio,
+    read_manifest,
+    AbsurdAudioError,
+    TooLongAudioError,
+    UnreadableAudioError,
+    ManifestError,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = '03-01-01-01-01-01-01.wav'
+
+
+def run(*args, **env):
+    "`python -m ser_kit.cli ARGS` in a fresh process, from the repository root."
+    e = {k: v for k, v in os.environ.items() if k != 'SER_KIT_DEBUG'} | {'HF_HUB_OFFLINE': '1'} | env
+    return subprocess.run(
+        [sys.executable, '-m', 'ser_kit.cli', *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=e,
+        cwd=ROOT,
+        errors='backslashreplace',
+    )
+
+
+def last_error(r, *contains):
+    "Exit status 2, no traceback, and the last stderr line is `ser-kit: error: ...` holding each of `contains`."
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert 'Traceback' not in r.stderr, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith('ser-kit: error: '), r.stderr
+    for c in contains:
+        assert c in line, (c, line)
+    return line
+
+
+def tree_hash(folder) -> str:
+    "SHA-256 over every name and every byte below `folder` (links not followed): equal means untouched."
+    h = hashlib.sha256()
+    for dirpath, dirs, files in sorted(os.walk(folder)):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(dirpath, f)
+            h.update(os.fsencode(os.path.relpath(p, folder)))
+            if not os.path.islink(p):
+                h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope='module')
+def demo2(tmp_path_factory):
+    from ser_kit.data import make_demo_corpus
+
+    return make_demo_corpus(tmp_path_factory.mktemp('demo2') / 'demo', n_actors=2, n_jobs=1)
+
+
+@pytest.fixture
+def corpus(demo2, tmp_path):
+    "A private copy of a 2-actor demo corpus (120 clips) and its manifest, written beside it."
+    d = tmp_path / 'corpus'
+    shutil.copytree(demo2, d)
+    m = tmp_path / 'm.csv'
+    r = run('corpus', d, '--csv', m, '-j', '1')
+    assert r.returncode == 0, r.stderr
+    return d, m
+
+
+@pytest.fixture(scope='module')
+def model(demo2, tmp_path_factory):
+    p = tmp_path_factory.mktemp('model') / 'm.skops'
+    r = run('train', demo2, '-o', p, '--estimator', 'logreg', '-j', '1')
+    assert r.returncode == 0, r.stderr
+    return p
+
+
+# ---- 1. no output among the input audio, no stranger's file overwritten ----------------------------------------------
+def test_train_never_overwrites_a_clip_named_by_a_manifest(corpus):
+    d, m = corpus
+    before = tree_hash(d)
+    last_error(run('train', m, '-o', d / 'Actor_01' / CLIP, '-j', '1'), CLIP)
+    last_error(run('train', m, '-o', d / 'Actor_01' / 'model.skops', '-j', '1'), 'holds input audio')
+    assert tree_hash(d) == before
+
+
+@pytest.mark.parametrize(
+    'args',
+    [
+        ('features', '{m}', '--out', '{d}/Actor_01/f.csv'),
+        ('evaluate', '{m}', '--json', '{d}/Actor_02/r.json'),
+        ('evaluate', '{m}', '--out', '{d}/Actor_02/report'),
+        ('corpus', '{m}', '--csv', '{d}/Actor_01/again.csv'),
+        ('predict', '{model}', '{d}/Actor_01/' + CLIP, '--csv', '{d}/Actor_01/p.csv'),
+    ],
+)
+def test_no_output_lands_among_input_audio(corpus, model, args):
+    d, m = corpus
+    before = tree_hash(d)
+    last_error(run(*[a.format(d=d, m=m, model=model) for a in args]), 'holds input audio')
+    assert tree_hash(d) == before
+
+
+def test_strangers_files_and_audio_are_never_overwritten(corpus, model, tmp_path):
+    d, m = corpus
+    notes = tmp_path / 'notes.csv'
+    notes.write_text('my,own\n1,2\n')
+    clip = tmp_path / 'keep.wav'
+    shutil.copy(d / 'Actor_01' / CLIP, clip)
+    disguised = tmp_path / 'keep.csv'
+    shutil.copy(clip, disguised)
+    last_error(run('predict', model, d / 'Actor_01' / CLIP, '--csv', notes), 'not a ser_kit predictions file')
+    last_error(run('predict', model, d / 'Actor_01' / CLIP, '--csv', disguised), 'never overwrites audio')
+    last_error(run('corpus', m, '--csv', m), 'is an input')
+    last_error(run('train', m, '--model', 'cnn', '-o', tmp_path / 'cnn.wav'), 'without the .wav suffix')
+    last_error(run('train', m, '-o', tmp_path / 'model.zip'), 'must end in .skops')
+    assert notes.read_text() == 'my,own\n1,2\n' and disguised.read_bytes() == clip.read_bytes()
+    ok = tmp_path / 'p.csv'
+    for _ in range(2):
+        assert run('predict', model, d / 'Actor_01' / CLIP, '--csv', ok).returncode == 0  # ours: replaced
+
+
+# ---- 2. output places checked before the work ------------------------------------------------------------------------
+def test_output_places_checked_before_the_work(corpus, tmp_path):
+    d, m = corpus
+    (tmp_path / 'a_file').write_text('x')
+    (tmp_path / 'dir.csv').mkdir()
+    r = run('features', m, '--out', tmp_path / 'new' / 'dir' / 'f.csv', '-j', '1')
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / 'new' / 'dir' / 'f.csv').is_file()
+    for out, msg in (
+        (tmp_path / 'x.txt', '.parquet or .csv'),
+        (tmp_path / 'a_file' / 'f.csv', 'cannot create its folder'),
+        (tmp_path / 'dir.csv', 'is a folder'),
+    ):
+        r = run('features', m, '--out', out, '-j', '1')
+        last_error(r, str(out), msg)
+        assert 'default:' not in r.stderr  # refused before any extraction (no progress bar)
+
+
+# ---- 3, 6. unreadable files and folders: skipped, every one listed, beside the output --------------------------------
+def _unreadable(d, monkeypatch):
+    "Make one clip and the folder Actor_02 unreadable: chmod for a normal user; as root (who reads anyway), simulated."
+    bad_file, bad_dir = d / 'Actor_01' / CLIP, d / 'Actor_02'
+    if os.geteuid() != 0:
+        bad_file.chmod(0)
+        bad_dir.chmod(0)
+        return bad_file, bad_dir
+    import ser_kit.data as data
+
+    real_trunc, real_scandir = data.wav_truncation, os.scandir
+
+    def trunc(p):
+        if Path(p) == bad_file:
+            raise PermissionError(13, 'Permission denied', str(p))
+        return real_trunc(p)
+
+    def scandir(p='.'):
+        if isinstance(p, (str, os.PathLike)) and Path(p) == bad_dir:
+            raise PermissionError(13, 'Permission denied', str(p))
+        return real_scandir(p)
+
+    monkeypatch.setattr(data, 'wav_truncation', trunc)
+    monkeypatch.setattr(data.os, 'scandir', scandir)
+    return bad_file, bad_dir
+
+
+@pytest.mark.parametrize('cmd', ['corpus', 'features', 'train'])
+def test_unreadable_file_and_folder_are_skipped_and_listed(corpus, tmp_path, monkeypatch, capsys, cmd):
+    d, _ = corpus
+    bad_file, bad_dir = _unreadable(d, monkeypatch)
+    try:
+        out = {
+            'corpus': ('--csv', tmp_path / 'o.csv'),
+            'features': ('--out', tmp_path / 'o.csv'),
+            'train': ('-o', tmp_path / 'o.skops', '--estimator', 'logreg', '--adapt', 'none'),
+        }[cmd]
+        rc = main([cmd, str(d), *map(str, out), '-j', '1'])
+        err = capsys.readouterr().err
+    finally:
+        for p in (bad_file, bad_dir):
+            p.chmod(0o755)
+    assert rc == 0, err
+    lines = err.splitlines()
+    assert any(str(bad_file) in l and 'cannot be read' in l for l in lines), err
+    assert f"skipped {bad_dir}: folder cannot be read" in err
+    side = pd.read_csv(f"{out[1]}.skipped.csv")
+    assert set(side.path) == {str(bad_file), str(bad_dir)}
+
+
+def test_predict_lists_unreadable_files(corpus, model, monkeypatch, capsys):
+    d, _ = corpus
+    bad_file, bad_dir = _unreadable(d, monkeypatch)
+    try:
+        rc = main(['predict', str(model), str(d)])
+        err = capsys.readouterr().err
+    finally:
+        for p in (bad_file, bad_dir):
+            p.chmod(0o755)
+    assert rc == 0 and str(bad_file) in err and str(bad_dir) in err, err
+
+
+def test_every_skipped_file_is_listed(corpus, tmp_path):
+    d, m = corpus
+    before = tree_hash(d)
+    (d / 'Actor_01' / '03-01-03-01-01-01-01.wav').write_bytes(b'')
+    (d / 'Actor_01' / '03-01-03-01-01-02-01.wav').write_text('not audio')
+    (d / 'Actor_02' / '03-01-03-01-01-01-02.wav').write_bytes(b'RIFF')
+    before = tree_hash(d)
+    r = run('features', d, '--out', tmp_path / 'f.parquet', '-j', '1', '--no-cache')
+    assert r.returncode == 0, r.stderr
+    for name in ('03-01-03-01-01-01-01.wav', '03-01-03-01-01-02-01.wav', '03-01-03-01-01-01-02.wav'):
+        assert name in r.stderr
+    assert (
+        len(pd.read_csv(tmp_path / 'f.parquet.skipped.csv')) == 3
+        and len(pd.read_parquet(tmp_path / 'f.parquet')) == 117
+    )
+    assert tree_hash(d) == before
+
+
+# ---- 4. names that are not UTF-8 -------------------------------------------------------------------------------------
+def test_names_that_are_not_utf8_are_skipped_and_reported(corpus, model, tmp_path):
+    d, _ = corpus
+    os.rename(d / 'Actor_01' / CLIP, os.fsencode(d / 'Actor_01') + b'/caf\xe9_01.wav')
+    os.mkdir(os.fsencode(d) + b'/Actor_\xe9')
+    shutil.copy(d / 'Actor_02' / '03-01-02-01-01-01-02.wav', os.fsencode(d) + b'/Actor_\xe9/03-01-02-01-01-01-02.wav')
+    before = tree_hash(d)
+    for args in (
+        ('corpus', d, '--csv', tmp_path / 'm.csv'),
+        ('features', d, '--out', tmp_path / 'f.csv'),
+        ('predict', model, d, '--csv', tmp_path / 'p.csv'),
+    ):
+        r = run(*args, '-j', '1') if args[0] != 'predict' else run(*args)
+        assert r.returncode == 0, r.stderr
+        assert 'not valid UTF-8' in r.stderr and 'caf' in r.stderr and 'Actor_' in r.stderr, r.stderr
+    assert len(pd.read_csv(tmp_path / 'p.csv')) == 119  # the renamed clip and the odd folder are left out
+    assert tree_hash(d) == before
+
+
+def test_a_file_argument_that_is_not_utf8_is_reported(corpus, model, tmp_path):
+    d, _ = corpus
+    odd = os.fsencode(tmp_path) + b'/\xe9t\xe9.wav'
+    shutil.copy(d / 'Actor_01' / CLIP, odd)
+    r = subprocess.run(
+        [sys.executable, '-m', 'ser_kit.cli', 'predict', os.fsencode(model), odd, d / 'Actor_01' / CLIP],
+        capture_output=True,
+        cwd=ROOT,
+        env=os.environ | {'HF_HUB_OFFLINE': '1'},
+    )
+    assert r.returncode == 0 and b'Traceback' not in r.stderr, r.stderr
+    assert b'\\xe9t\\xe9.wav: file name is not valid UTF-8' in r.stderr and CLIP.encode() in r.stdout
+
+
+# ---- 5. absurd samples are corrupt audio, in every path --------------------------------------------------------------
+def test_absurd_and_infinite_samples_are_corrupt(tmp_path, model):
+    y = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    sf.write(tmp_path / 'huge.wav', y * 1e30, 16000, subtype='FLOAT')
+    z = (0.1 * y).astype(np.float64)
+    z[100] = np.inf
+    sf.write(tmp_path / 'inf.wav', z, 16000, subtype='DOUBLE')
+    with pytest.raises(AbsurdAudioError, match='absurd'):
+        load_audio(tmp_path / 'huge.wav')
+    r = run('predict', model, tmp_path / 'huge.wav', tmp_path / 'inf.wav')
+    last_error(r, 'nothing could be predicted')
+    assert 'absurd' in r.stderr and 'infinity' in r.stderr
+
+
+def test_absurd_samples_in_the_cnn_predict_path(tiny_corpus, tmp_path):
+    from ser_kit.cnn import CNNRecognizer
+
+    y = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    sf.write(tmp_path / 'huge.wav', y * 1e30, 16000, subtype='FLOAT')
+    rec = CNNRecognizer(
+        arch='resnet1d',
+        epochs=1,
+        batch_size=8,
+        arch_params=dict(channels=(8, 8), dropout=0.0),
+        features=dict(seconds=1.0, crop=0.6),
+        n_jobs=1,
+    ).fit(tiny_corpus)
+    t = rec.predict_table([tiny_corpus.path.iloc[0], str(tmp_path / 'huge.wav')])
+    assert len(t) == 1 and 'absurd' in t.attrs['skipped'].error.iloc[0]
+
+
+# ---- 7. silent successes are errors ----------------------------------------------------------------------------------
+def test_silent_successes_are_errors(tmp_path, model, tiny_corpus):
+    last_error(run('features', '/typo', '--out', tmp_path / 'f.csv'), '/typo')
+    assert not (tmp_path / 'f.csv').exists()
+    last_error(run('predict', model, tmp_path / 'nope.wav'), 'nothing could be predicted')
+    m = tmp_path / 'tiny.csv'
+    tiny_corpus.to_csv(m, index=False)
+    r = run(
+        'train',
+        m,
+        '--model',
+        'wav2vec2',
+        '--checkpoint',
+        'facebok/wav2vec2-bse',
+        '-o',
+        tmp_path / 'w2v',
+        '--epochs',
+        '1',
+        '-q',
+    )
+    last_error(r, 'facebok/wav2vec2-bse', 'not found')
+    assert not (tmp_path / 'w2v').exists()
+
+
+# ---- 12. long clips are refused before decoding ----------------------------------------------------------------------
+def test_long_clip_refused_before_decoding(corpus, tmp_path):
+    d, _ = corpus
+    sr = 8000
+    sf.write(d / 'Actor_01' / '03-01-02-01-01-02-01.wav', np.full(sr * 5, 0.1, np.float32), sr)
+    with pytest.raises(TooLongAudioError, match='more than the 3 s limit'):
+        load_audio(d / 'Actor_01' / '03-01-02-01-01-02-01.wav', max_seconds=3)
+    r = run('corpus', d, '-j', '1', SER_KIT_MAX_SECONDS='4.5')
+    assert r.returncode == 0 and 'SER_KIT_MAX_SECONDS' in r.stderr and '119 files' in r.stdout, r.stderr
+
+
+# ---- 13. symlinked folders are followed, loops are not ---------------------------------------------------------------
+def test_symlinked_folders_followed_once(demo2, tmp_path):
+    data = tmp_path / 'data'
+    data.mkdir()
+    (data / 'Actor_01').symlink_to(demo2 / 'Actor_01')
+    (data / 'again').symlink_to(demo2 / 'Actor_01')
+    (data / 'loop').symlink_to(data)
+    (data / 'ravdess').symlink_to(demo2)
+    files, bad = scan_audio(data)
+    assert len(files) == 120 and not bad
+    r = run('corpus', data, '-j', '1')
+    assert r.returncode == 0 and '120 files, 2 speakers' in r.stdout, r.stderr
+
+
+# ---- 14. TESS near misses --------------------------------------------------------------------------------------------
+def test_tess_name_near_miss_taken_from_folder(tmp_path):
+    y = 0.3 * np.sin(np.arange(8000) / 5).astype(np.float32)
+    for folder, name in (
+        ('OAF_neutral', 'OAF_back_neutral'),
+        ('OAF_neutral', 'OA_bite_neutral'),
+        ('YAF_pleasant_surprised', 'YAF_back_ps'),
+        ('OAF_Pleasant_surprise', 'OA_bath_ps'),
+        ('OAF_neutral', 'OA_bite_angry'),
+    ):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        sf.write(tmp_path / folder / f'{name}.wav', y, 16000)
+    with pytest.warns(UserWarning, match='skipped 1'):
+        df = load_tess(tmp_path)
+    row = df[df.path.str.endswith('OA_bite_neutral.wav')].iloc[0]
+    assert (row.speaker, row.emotion, row.word) == ('OAF', 'neutral', 'bite')
+    assert df[df.path.str.endswith('OA_bath_ps.wav')].iloc[0].emotion == 'surprised'
+    assert len(df) == 4  # OA_bite_angry in a neutral folder stays a mystery
+
+
+# ---- 15. manifests that are not manifests ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    'content, msg',
+    [
+        (b'', 'empty'),
+        (bytes(range(256)) * 4, 'not a text CSV'),
+        (b'\xff\xfe\xa2 latin-1 text', 'not a text CSV'),
+        (b'a,b\n1,2\n', 'lacks column'),
+    ],
+    ids=['empty', 'binary', 'not-utf8', 'no-columns'],
+)
+def test_bad_manifest_named_in_one_line(tmp_path, content, msg):
+    f = tmp_path / 'bad.csv'
+    f.write_bytes(content)
+    with pytest.raises(ManifestError, match=msg):
+        read_manifest(f)
+    r = run('corpus', f)
+    last_error(r, str(f), msg)
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_manifest_rows_without_a_path_are_skipped(tmp_path, tiny_corpus):
+    m = tiny_corpus.copy()
+    m.loc[2, 'path'] = None
+    m.to_csv(tmp_path / 'm.csv', index=False)
+    df = read_manifest(tmp_path / 'm.csv')
+    assert len(df) == len(m) - 1 and df.attrs['skipped_files'] == [(str(tmp_path / 'm.csv'), 'row 4: no path')]
