@@ -128,6 +128,22 @@ def test_corrupt_file_skipped_and_reported(wavs, cache):
         X = extract_features(lst, 'default', n_jobs=1, progress=False)
     assert len(X.attrs['skipped']) == 2
 
+def test_skipped_files_name_the_path_once(wavs, cache):
+    "A report reads `<path>: <reason>`: the error recorded for a file is the reason, without its type or path."
+    paths, bad = wavs
+    missing = str(Path(bad).with_name('missing.wav'))
+    for _ in range(2):                                                     # computed, then from the cache
+        with pytest.warns(UserWarning) as w:
+            X = extract_features([paths[0], bad, missing], 'prosody', n_jobs=1, progress=False)
+        err = dict(zip(X.attrs['skipped'].path, X.attrs['skipped'].error))
+        assert err[missing] == 'no such file'
+        assert bad not in err[bad] and not err[bad].startswith('CorruptAudioError'), err[bad]
+        assert str(w[0].message).count(bad) == 1
+    with pytest.warns(UserWarning) as w:
+        extract_frames([paths[0], bad], kind='mfcc', seconds=1.0, n_jobs=1, progress=False)
+    msg = str(w[0].message)
+    assert msg.count(bad) == 1 and 'CorruptAudioError' not in msg, msg
+
 def test_parallel_identical(wavs, cache):
     paths, _ = wavs
     X1 = extract_features(paths, 'default', n_jobs=1, cache=False, progress=False)

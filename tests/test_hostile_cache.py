@@ -177,7 +177,7 @@ def test_unreadable_at_hash_time_is_not_cached(corpus, cache, monkeypatch):
         if str(q) == p and not hits: hits.append(q); raise PermissionError(13, 'Permission denied', q)
         return orig(q)
     monkeypatch.setattr(F, 'content_hash', h)
-    with pytest.warns(UserWarning, match='PermissionError'):
+    with pytest.warns(UserWarning, match=r'cannot be read \(Permission denied\)'):
         assert len(extract_features([p], 'prosody', n_jobs=1, progress=False)) == 0
     assert len(extract_features([p], 'prosody', n_jobs=1, progress=False)) == 1
 
@@ -187,7 +187,7 @@ def test_corrupt_content_is_cached_on_its_content(corpus, cache, monkeypatch):
     orig = F.load_audio
     monkeypatch.setattr(F, 'load_audio', lambda q, **kw: (loads.append(q), orig(q, **kw))[1])
     for _ in range(2):
-        with pytest.warns(UserWarning, match='CorruptAudioError'):
+        with pytest.warns(UserWarning, match='truncated: no audio data chunk'):
             extract_features([p], 'prosody', n_jobs=1, progress=False)
     assert len(loads) == 1                                            # the decode failure was remembered
     sf.write(p, _tone(200, 0.3, seed=5), SR)                          # repaired: new content, a new key
