@@ -394,3 +394,22 @@ def test_adaptive_cnn_without_band_means_is_refused(adaptive, tmp_path):
 def test_adapt_setting_is_checked():
     with pytest.raises(SettingError, match='adapt'): CNNRecognizer(adapt='z')
     assert CNNRecognizer(adapt='none').adapt is None and CNNRecognizer().adaptation() == 'none'
+
+
+def test_prediction_follows_the_device_setting(trained, tiny_corpus, monkeypatch):
+    "Prediction runs where `device` (default: automatic) says; without a GPU that is the CPU."
+    rec, _ = trained; seen = []
+    real = ser_kit.cnn.predict_logits
+    def spy(net, X, device=None, **k): seen.append(device); return real(net, X, device=device, **k)
+    monkeypatch.setattr(ser_kit.cnn, 'predict_logits', spy)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    rec.predict_proba_batch(list(tiny_corpus.path[:2]))
+    assert seen and set(seen) == {'cpu'}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+def test_gpu_prediction(trained, tiny_corpus):
+    rec, _ = trained; rec.device = 'cuda'
+    try: P, _, _ = rec.predict_proba_batch(list(tiny_corpus.path[:4]))
+    finally: rec.device = None
+    assert np.isfinite(P).all() and next(rec.networks[0].parameters()).device.type == 'cuda'
