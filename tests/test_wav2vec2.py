@@ -234,3 +234,13 @@ def test_train_main_for_accelerate_launch(tiny_corpus, tmp_path):
     csv = tmp_path / 'm.csv'; tiny_corpus.to_csv(csv, index=False)
     rec = w.train_main([str(csv), '--checkpoint', 'tiny', '--out', str(tmp_path / 'out'), '--epochs', '1', '--batch-size', '8'])
     assert (tmp_path / 'out' / 'model.safetensors').is_file() and rec.labels == ['sad', 'angry']
+
+
+def test_prediction_runs_on_the_device_setting(tiny_corpus, monkeypatch):
+    "A loaded model is moved to `device` (default: the GPU when present); without a GPU, the CPU."
+    import torch
+    rec = w.Wav2Vec2Recognizer(w.TINY, epochs=1, batch_size=8).fit(tiny_corpus)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    P, ok, _ = rec.predict_proba_batch(list(tiny_corpus.path[:3]))
+    assert P.shape == (3, len(rec.labels)) and next(rec.model_.parameters()).device.type == 'cpu'
+    assert w.Wav2Vec2Recognizer(w.TINY, device='cpu').settings()['device'] == 'cpu'
