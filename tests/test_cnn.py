@@ -413,3 +413,14 @@ def test_gpu_prediction(trained, tiny_corpus):
     try: P, _, _ = rec.predict_proba_batch(list(tiny_corpus.path[:4]))
     finally: rec.device = None
     assert np.isfinite(P).all() and next(rec.networks[0].parameters()).device.type == 'cuda'
+
+
+def test_mfcc_input_gets_no_db_augmentation(tiny_corpus, monkeypatch):
+    "Gain, noise power and mel-axis stretching assume log-mel dB input; an MFCC model trains without them."
+    seen = []
+    real = ser_kit.cnn.train_model
+    def spy(net, ds, val, settings, *a, **k): seen.append(dict(settings.augment)); return real(net, ds, val, settings, *a, **k)
+    monkeypatch.setattr(ser_kit.cnn, 'train_model', spy)
+    CNNRecognizer(epochs=1, batch_size=8, arch_params=SMALL, features=dict(FEAT, kind='mfcc', n_mfcc=20), n_jobs=1,
+                  val_speakers=['03']).fit(tiny_corpus)
+    assert seen and not set(seen[0]) & {'gain', 'noise', 'pitch'} and seen[0]['specaug']
