@@ -53,7 +53,7 @@ def main():
         r['emobox'] = round(cross_validate(model(sp), rav, protocol='emobox')['uar'], 4)
         if emo is not None: r['ravdess->emodb'], r['emodb->ravdess'] = cross(rav, emo, sp), cross(emo, rav, sp)
         r['minutes'] = round((time.time() - t) / 60, 1); rows.append(r); print(json.dumps(r), flush=True)
-    print(pd.DataFrame(rows).to_markdown(index=False))
+    print(pd.DataFrame(rows).to_string(index=False))
     res = dict(data=f"RAVDESS actors {', '.join(sorted(rav.speaker.unique()))} ({len(rav)} clips)"
                     + ('; EMO-DB' if emo is not None else ''),
                protocol='folds of 4 actors (01-04, 05-08, ...); skew k: each test speaker keeps k emotions, rotating; '
