@@ -1,5 +1,5 @@
 "Tests of ser_kit.features: feature-set shapes, finiteness, cache behaviour, bad files, parallel determinism, Dask backend."
-import os, warnings
+import os, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, soundfile as sf
 
@@ -144,11 +144,33 @@ def test_skipped_files_name_the_path_once(wavs, cache):
     msg = str(w[0].message)
     assert msg.count(bad) == 1 and 'CorruptAudioError' not in msg, msg
 
-def test_parallel_identical(wavs, cache):
+def test_parallel_identical(wavs, cache, monkeypatch):
+    import ser_kit.features as F
     paths, _ = wavs
     X1 = extract_features(paths, 'default', n_jobs=1, cache=False, progress=False)
-    X2 = extract_features(paths, 'default', n_jobs=2, cache=False, progress=False)
-    assert np.array_equal(X1.values, X2.values) and list(X1.columns) == list(X2.columns)
+    X2 = extract_features(paths, 'default', n_jobs=2, cache=False, progress=False)      # 6 files: in this process
+    monkeypatch.setattr(F, 'SERIAL_FILES', 0); monkeypatch.setattr(F, 'WORKER_START_S', 0)
+    monkeypatch.setattr(F, '_idle_cores', lambda a, b: 8.0)                              # as if the cores were idle
+    X3 = extract_features(paths, 'default', n_jobs=2, cache=False, progress=False)      # this process and 2 workers
+    for X in (X2, X3): assert np.array_equal(X1.values, X.values) and list(X1.columns) == list(X.columns)
+
+def _pid_after(chunk):
+    "A chunk that takes 0.1 s a file, returning the process that computed it."
+    time.sleep(0.1*len(chunk)); return os.getpid()
+_pid_after.__module__ = '__main__'   # sent to workers by value, as a notebook's function is
+
+def test_small_batches_stay_in_this_process():
+    import ser_kit.features as F
+    got = list(F._chunk_results(_pid_after, list(range(20)), F._chunks(20, 2), 2))
+    assert {p for _, p in got} == {os.getpid()} and sorted(k for k, _ in got) == list(range(len(F._chunks(20, 2))))
+
+def test_this_process_and_the_workers_share_the_chunks():
+    import ser_kit.features as F
+    sl = F._chunks(60, 2)                                          # 15 chunks of 4 files: 6 s in one process
+    t = time.perf_counter(); got = dict(F._shared_with_workers(_pid_after, list(range(60)), sl, 2, first=0))
+    assert sorted(got) == list(range(len(sl))) and os.getpid() in got.values()
+    assert set(got.values()) - {os.getpid()}, 'no chunk came back from a worker'
+    assert time.perf_counter() - t < 6.0
 
 def test_unknown_featureset_names_the_known_ones():
     from ser_kit.data import SettingError
@@ -213,6 +235,10 @@ register_featureset('mine', my_set)
 register_featureset('mfcc13', cnn1d, n_mfcc=13)
 X13 = extract_features(PATHS, 'mfcc13', progress=False)
 Xm = extract_features(PATHS, 'mine', cache=False, progress=False)
+import functools
+from joblib import Parallel, delayed
+_task = _portable(functools.partial(_extract_chunk, fs=get_featureset('mine')))
+W = Parallel(n_jobs=2)(delayed(_task)([p]) for p in PATHS)   # what the engine sends its workers
 '''
 
 def test_notebook_defined_featureset_runs_in_workers(wavs, cache):
@@ -233,7 +259,9 @@ def test_notebook_defined_featureset_runs_in_workers(wavs, cache):
     assert sh.exc is None, repr(sh.exc)
     X13, Xm = sh.user_ns['X13'], sh.user_ns['Xm']
     assert X13.shape == (6, 2*(2 + 13 + 5)) and np.isfinite(X13.values).all()
-    assert not (set(Xm['pid']) & {float(os.getpid())}) and len(Xm) == 6  # computed in workers, not here
+    assert len(Xm) == 6                                            # 6 files: computed here (too few for workers)
+    pids = {float(v[1][0][-1]) for v in sh.user_ns['W']}             # the 'pid' feature of each file
+    assert not (pids & {float(os.getpid())}) and len(sh.user_ns['W']) == 6   # computed in workers, not here
     from ser_kit.features import cnn1d
     from ser_kit.data import load_audio
     np.testing.assert_allclose(X13.values[0], np.concatenate([np.atleast_1d(v).ravel() for _, v in
