@@ -322,3 +322,23 @@ def test_listen_command_without_microphone(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, 'sounddevice', None)
     assert listen_command(model='never-loaded.skops') == 1      # fails before loading (or training) a model
     assert capsys.readouterr().out.startswith('ser-kit listen: no microphone found (')
+
+
+# ---- the dimensional model type through the CLI -------------------------------------------------------------------
+def test_dimensions_train_predict_evaluate(small, tmp_path):
+    "`--task dimensions` trains arousal/valence(/intensity) regressors; predict writes the columns; evaluate gives CCC."
+    csv = tmp_path / 'small.csv'; small.to_csv(csv, index=False)
+    r = run('train', str(csv), '--task', 'dimensions', '--featureset', 'prosody', '-j', '1', '-o', str(tmp_path / 'dims'))
+    assert r.returncode == 0, r.stderr
+    clips = list(small.path[:3])
+    r = run('predict', str(tmp_path / 'dims'), *clips, '--csv', str(tmp_path / 'p.csv'))
+    assert r.returncode == 0, r.stderr
+    assert 'arousal' in r.stdout and 'valence' in r.stdout
+    t = pd.read_csv(tmp_path / 'p.csv')
+    assert {'path', 'speaker', 'speaker_clips', 'arousal', 'valence'} <= set(t.columns) and 'prediction' not in t
+    r = run('evaluate', str(csv), '--model', 'dimensions', '--featureset', 'prosody', '--folds', '2', '-j', '1',
+            '--json', str(tmp_path / 'd.json'))
+    assert r.returncode == 0, r.stderr
+    assert 'CCC' in r.stdout and json.loads((tmp_path / 'd.json').read_text())['scores']
+    assert_one_error_line(run('train', str(csv), '--task', 'dimensions', '--model', 'cnn', '-o', str(tmp_path / 'x')),
+                          '--task dimensions')

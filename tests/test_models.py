@@ -112,7 +112,7 @@ def test_atomic_folder_never_replaces_a_users_folder_or_file(tmp_path):
 
 
 def test_registry_and_settings():
-    assert set(MODEL_TYPES) == {'classical', 'cnn', 'wav2vec2', 'fusion'}
+    assert set(MODEL_TYPES) == {'classical', 'cnn', 'wav2vec2', 'fusion', 'dimensions'}
     with pytest.raises(SettingError, match='unknown model type'): make_model('svm')
     with pytest.raises(SettingError, match='not a setting'): make_model('classical', epochs=3)
     r = make_model('classical', seed=3)
