@@ -41,7 +41,11 @@ def run_one(path: Path, flags: set) -> float:
         if c.cell_type == 'code': c.outputs, c.execution_count = [], None  # skipped cells keep no stale output
     t0, cwd = time.time(), os.getcwd()
     os.chdir(NBS)
-    try: CaptureShell(path).run_all(nb, exc_stop=True, preproc=no_eval)
+    try:
+        shell = CaptureShell(path)
+        shell.run_cell("from matplotlib_inline.backend_inline import set_matplotlib_formats\n"
+                       "set_matplotlib_formats('png')")  # execnb draws at retina (2x) size: plain PNG keeps files small
+        shell.run_all(nb, exc_stop=True, preproc=no_eval)
     finally: os.chdir(cwd)
     write_nb(nb, path)
     return time.time() - t0
