@@ -7,19 +7,22 @@ from __future__ import annotations
 import argparse, inspect, json, os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
-import pandas as pd
+import numpy as np, pandas as pd
 from .data import _utf8_name
 from .data import (SerKitError, SettingError, OutputPathError, load_corpus, check_audio, format_summary,
                           refuse_inside, make_demo_corpus, find_speakers, check_output, output_kind, scan_audio,
-                          atomic_write, printable_path)
+                          atomic_write, printable_path, speaker_groups, speaker_folds)
 from .features import get_featureset, extract_features, bench_features
-from .models import load_model, make_model, cross_validate, bench_predict, expand_inputs, Recognizer
+from .models import (load_model, make_model, cross_validate, bench_predict, expand_inputs, Recognizer,
+                            model_class, versions, sha256_file)
 
 # %% auto #0
-__all__ = ['USER_ERRORS', 'DASK_EXTRA', 'MODEL_OPTIONS', 'SPEAKER_COLUMNS', 'SUBCOMMANDS', 'error_line', 'report_skipped',
-           'corpus_command', 'demo_corpus_command', 'dask_backend', 'features_command', 'bench_features_command',
-           'train_command', 'gather_inputs', 'adaptation_line', 'predict_command', 'format_result', 'comparison_table',
-           'evaluate_command', 'bench_predict_command', 'demo_command', 'listen_command', 'build_parser', 'main']
+__all__ = ['USER_ERRORS', 'SETTINGS_MARK', 'DASK_EXTRA', 'AUGMENT_HELP', 'MODEL_OPTIONS', 'SPEAKER_COLUMNS', 'SEARCH_FILES',
+           'SEARCH_COLUMNS', 'SUBCOMMANDS', 'error_line', 'report_skipped', 'write_settings', 'corpus_command',
+           'demo_corpus_command', 'dask_backend', 'features_command', 'bench_features_command', 'train_command',
+           'gather_inputs', 'adaptation_line', 'predict_command', 'format_result', 'comparison_table',
+           'evaluate_command', 'format_search', 'search_command', 'bench_predict_command', 'demo_command',
+           'listen_command', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #8f72a396
 USER_ERRORS = (SerKitError, OSError, KeyError, ValueError)  # mistakes of the user, not bugs: one line, exit status 2
@@ -43,6 +46,7 @@ def _output_path(path:str|Path,               # a file (or folder) a command is 
     check_output(_skipped_path(path), 'skipped', *sources)
     return path
 
+# %% ../nbs/99_cli.ipynb #4c47e878
 def _skipped_path(out:str|Path) -> Path:
     "Where a command lists the files it skipped: beside its output, `<output>.skipped.csv`."
     return Path(f"{out}.skipped.csv")
@@ -61,6 +65,7 @@ def _skipped_frame(*parts) -> pd.DataFrame:
         rows += [(printable_path(a), printable_path(b)) for a, b in pairs]   # names that are not UTF-8, escaped
     return pd.DataFrame(rows, columns=['path', 'error']).drop_duplicates().reset_index(drop=True)
 
+# %% ../nbs/99_cli.ipynb #a2957e1b
 def report_skipped(skipped:pd.DataFrame,   # `path, error` of every file or folder left out
                    out:str|Path|None=None, # the command's output: the list goes beside it, `<out>.skipped.csv`
                    stderr=None,            # where to list them (default sys.stderr)
@@ -73,6 +78,38 @@ def report_skipped(skipped:pd.DataFrame,   # `path, error` of every file or fold
     if len(skipped): _write_csv(skipped, side); print(f"{len(skipped)} skipped file(s) listed in {side}", file=stderr)
     elif side.is_file() and output_kind(side) == 'skipped': side.unlink()   # an old list would describe another run
     return skipped
+
+# %% ../nbs/99_cli.ipynb #f5a726d7
+SETTINGS_MARK = 'ser_kit settings'  # the `ser_kit` entry of every settings file: how a rerun knows it may replace it
+
+def _settings_path(out:str|Path) -> Path:
+    "Where a command records how an output file was made: beside it, `<output>.settings.json`."
+    return Path(f"{out}.settings.json")
+
+def _is_settings(path:str|Path, command:str|None=None) -> bool:
+    "True for a settings file written by ser_kit (by `command`, when given)."
+    try: d = json.loads(Path(path).read_text())
+    except (OSError, ValueError): return False
+    return isinstance(d, dict) and d.get('ser_kit') == SETTINGS_MARK and command in (None, d.get('command'))
+
+# %% ../nbs/99_cli.ipynb #3d9e7ac4
+def _check_settings(path:str|Path, *sources:str|Path|pd.DataFrame|None) -> Path:
+    "Check a settings file's place before the work: not among the inputs; absent, or an earlier settings file."
+    path = Path(path); refuse_inside(path, *sources)
+    if path.exists() and not _is_settings(path):
+        raise OutputPathError(path, "exists and is not a ser_kit settings file; refusing to overwrite it "
+                                    "(remove it or choose another name)")
+    return path
+
+def write_settings(path:str|Path,     # the settings file (checked by `_check_settings`)
+                   command:str,       # the command that made the output
+                   needs:tuple=(),    # further packages whose versions matter ('torch', ...)
+                   **info,            # seeds, settings, inputs: anything JSON can hold (else its `str`)
+                  ) -> Path:
+    "Write how an output was made, atomically: the command, the date, the package versions, then `info`."
+    d = dict(ser_kit=SETTINGS_MARK, command=command, date=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+             versions=versions(*needs)) | info
+    return atomic_write(path, lambda f: Path(f).write_text(json.dumps(d, indent=1, default=str)))
 
 # %% ../nbs/99_cli.ipynb #b72ef086
 def corpus_command(source:str,            # a corpus folder or manifest CSV
@@ -145,6 +182,7 @@ def dask_backend(address:str|None=None, # a scheduler address, 'local', or None 
     finally:
         if cluster is not None: cluster.close()
 
+# %% ../nbs/99_cli.ipynb #12a79d45
 def _dask_option(p):
     p.add_argument('--dask', metavar='ADDRESS', help="run the feature extraction on a Dask cluster: its scheduler's "
                    "address, or 'local' (default: $SER_KIT_DASK if set)")
@@ -176,6 +214,7 @@ def features_command(source,                  # corpus folder or manifest CSV
     print(f"{len(df)} files x {X.shape[1]} features -> {out}", file=stdout or sys.stdout)
     return df
 
+# %% ../nbs/99_cli.ipynb #1d8c8065
 def bench_features_command(source,           # corpus folder or manifest CSV
                            n_files:int=300,  # files to time
                            n_jobs:int=2,     # cores
@@ -198,9 +237,29 @@ def _add_features(sub):
     _dask_option(p)
     p.set_defaults(func=lambda a: features_command(a.source, a.featureset, a.out, a.jobs, not a.no_cache, dask=a.dask))
 
+# %% ../nbs/99_cli.ipynb #aa3ae174
+AUGMENT_HELP = ("augment the training audio: comma-separated kinds from noise, gain, pitch, stretch, reverb, or none "
+                "(classical, wav2vec2); cnn: only none, which switches off its own log-mel augmentation")
+
+# %% ../nbs/99_cli.ipynb #6f81916e
+def _augment_kw(model:str,                  # model type: a key of `MODEL_TYPES`
+                spec:str|None,              # `--augment KINDS` (None: the model type's default)
+               ) -> dict:
+    "`{'augment': kinds}` for the model's constructor from `--augment`; a `SettingError` where it does not apply."
+    if spec is None: return {}
+    if model == 'cnn':
+        if isinstance(spec, str) and spec.strip().lower() == 'none': return dict(augment={})
+        raise SettingError(None, f"--augment {spec}: the CNN augments its log-mel spectrograms itself (lesson 03); "
+                                 "only --augment none (switch that off) applies to it")
+    try: from ser_kit.augment import parse_augment
+    except ImportError: raise SettingError(None, "--augment needs ser_kit.augment, missing here") from None
+    if 'augment' not in inspect.signature(model_class(model).__init__).parameters:
+        raise SettingError(None, f"--augment does not apply to --model {model}; it is for classical and wav2vec2")
+    return dict(augment=parse_augment(spec))
+
 # %% ../nbs/99_cli.ipynb #eac92bae
 # settings for the model types that have them
-MODEL_OPTIONS = ('checkpoint', 'epochs', 'arch', 'batch_size', 'lr', 'adapt', 'speeds', 'regressor')
+MODEL_OPTIONS = ('checkpoint', 'epochs', 'arch', 'batch_size', 'lr', 'adapt', 'speeds', 'regressor', 'augment')
 
 def _model_kw(model:str,                 # model type: a key of `MODEL_TYPES`
               estimator:str|None=None,   # classical only: a zoo name
@@ -209,6 +268,7 @@ def _model_kw(model:str,                 # model type: a key of `MODEL_TYPES`
               balance:bool=False,        # down-sample classes to the smallest
               seed:int=0,                # random seed
               n_jobs:int=-1,             # workers for feature extraction
+              augment:str|None=None,     # `--augment KINDS` (see `_augment_kw`)
               **kw,                      # further settings of the model type (epochs, arch, ...; None: its default)
              ) -> dict:
     "The constructor settings of a model type from a command's options; `SettingError` for one that does not apply."
@@ -218,7 +278,8 @@ def _model_kw(model:str,                 # model type: a key of `MODEL_TYPES`
         raise SettingError(None, "--estimator is for --model classical; dimensions take --regressor")
     classical = (dict(estimator=estimator, featureset=featureset) if model == 'classical'
                  else dict(featureset=featureset) if model == 'dimensions' else {})
-    return dict(emotions=emotions or None, balance=balance or None, seed=seed, n_jobs=n_jobs) | classical | kw
+    base = dict(emotions=emotions or None, balance=balance or None, seed=seed, n_jobs=n_jobs)
+    return base | classical | kw | _augment_kw(model, augment)
 
 # %% ../nbs/99_cli.ipynb #f45f0f0a
 def _takes_adapt(rec:Recognizer) -> bool:
@@ -247,14 +308,17 @@ def _add_model_options(p):
                                    "default: the model type's")
     p.add_argument('--speeds', type=_speeds, help='classical: speed factors of extra training speakers, e.g. 0.9,1.1 '
                                                   '(the default), or none')
+    p.add_argument('--augment', metavar='KINDS', help=AUGMENT_HELP)
     p.add_argument('-j', '--jobs', type=int, default=-1, help='parallel workers for features (default: all cores)')
 
+# %% ../nbs/99_cli.ipynb #17bccbca
 def _speeds(text:str) -> tuple:
     "The factors of `--speeds 0.9,1.1` (`none`: no speed-perturbed speakers)."
     if text.strip().lower() == 'none': return ()
     try: return tuple(float(f) for f in text.split(','))
     except ValueError: raise argparse.ArgumentTypeError(f"not a list of speed factors: {text!r}") from None
 
+# %% ../nbs/99_cli.ipynb #f73fdb5e
 def _model_args(a) -> dict:
     "The model settings of `train` and `evaluate` from their parsed options."
     emotions = a.emotions.split(',') if a.emotions else None
@@ -344,6 +408,7 @@ def _with_speakers(table:pd.DataFrame, found:pd.DataFrame, missing:pd.DataFrame)
     table.attrs = attrs | {'skipped': pd.concat(skipped, ignore_index=True)}
     return table
 
+# %% ../nbs/99_cli.ipynb #ce269ae4
 def adaptation_line(adaptation:str, table:pd.DataFrame) -> str|None:
     "How the predictions adapted to their speakers, in one line (None for a model that does not adapt)."
     if adaptation == 'none' or not len(table): return None
@@ -354,6 +419,22 @@ def adaptation_line(adaptation:str, table:pd.DataFrame) -> str|None:
     return f"{adaptation}: {n} speaker{'s' if n != 1 else ''}, {clips} each"
 
 # %% ../nbs/99_cli.ipynb #832f5745
+def _model_record(rec:Recognizer, model_file:str|Path) -> dict:
+    "Which model made an output: its file, type, seed, settings, adaptation, and the versions it was trained with."
+    p = Path(model_file); desc = getattr(rec, 'description_', None)
+    if desc is None and (p / 'ser_kit.json').is_file(): desc = json.loads((p / 'ser_kit.json').read_text())
+    desc = desc or {}
+    return dict(path=str(p.resolve()), sha256=sha256_file(p) if p.is_file() else None, model_type=rec.model_type,
+                repr=repr(rec), seed=getattr(rec, 'seed', None), adaptation=rec.adaptation(), labels=list(rec.labels),
+                settings=rec.settings(), trained_with=desc.get('versions'), saved_at=desc.get('saved_at'))
+
+# %% ../nbs/99_cli.ipynb #64cb84eb
+def _predict_settings(rec, model_file, inputs, speaker_from, table, skipped) -> dict:
+    "What `predict` records beside its CSV: the model and this run's inputs and counts."
+    return dict(model=_model_record(rec, model_file), inputs=[str(i) for i in inputs], speaker_from=speaker_from,
+                n_predicted=len(table), n_skipped=len(skipped))
+
+# %% ../nbs/99_cli.ipynb #28b93286
 def predict_command(model_file:str,            # a saved model (`.skops` file or model folder)
                     inputs:list[str],          # audio files, folders (searched recursively) and manifest CSVs
                     csv:str|None=None,         # write `path, prediction, speaker..., p_<emotion>...` here
@@ -365,7 +446,7 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
     "`ser-kit predict`: each file's emotion, its speaker found by itself; unreadable files are skipped, not fatal."
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     if isinstance(inputs, (str, Path)): inputs = [inputs]
-    if csv: csv = _output_path(csv, 'predictions', *inputs)
+    if csv: csv, side = _output_path(csv, 'predictions', *inputs), _check_settings(_settings_path(csv), *inputs)
     found, missing = gather_inputs(inputs, speaker_from)
     rec = load_model(model_file)
     with dask_backend(dask) as client:
@@ -380,7 +461,10 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
     sk = report_skipped(_skipped_frame(table.attrs['skipped']), csv, stderr)
     if len(sk): print(f"{len(sk)} input(s) skipped (listed on stderr); {len(table)} predicted", file=stderr)
     if not len(table): raise SerKitError(None, f"nothing could be predicted: every input was skipped ({len(sk)})")
-    if csv: _write_csv(table, csv); print(f"predictions written to {csv}", file=stdout)
+    if csv:
+        _write_csv(table, csv); print(f"predictions written to {csv}", file=stdout)
+        info = _predict_settings(rec, model_file, inputs, speaker_from, table, sk)
+        write_settings(side, 'predict', rec.needs, **info)
     return table
 
 # %% ../nbs/99_cli.ipynb #7545a92c
@@ -405,6 +489,7 @@ def _adaptation_text(r:dict) -> str:
     k = r.get('skew')
     return text + (f"; skew {k}: each test speaker keeps {k} emotion{'s' if k != 1 else ''}" if k else "; no skew")
 
+# %% ../nbs/99_cli.ipynb #8ae2537c
 def format_result(r:dict, # a `cross_validate` result
                  ) -> str:
     "A plain-text summary of a `cross_validate` result: folds that ran, scores, adaptation and skew."
@@ -429,12 +514,14 @@ def comparison_table(results:dict[str, dict], # run name ('adapted', 'unadapted'
                    'folds': r['folds'], 'adaptation': r.get('adaptation', 'none')} for name, r in results.items()}
     return pd.DataFrame.from_dict(rows, orient='index')
 
+# %% ../nbs/99_cli.ipynb #ac309e13
 def _adaptation_runs(model:str, mk:dict) -> dict[str, dict]:
     "The settings to cross-validate: the model as asked and, when it adapts to speakers, the same with adaptation off."
     rec = make_model(model, **mk)                                   # checks every setting, before any work
     if rec.adaptation() == 'none' or not _takes_adapt(rec): return {'': mk}
     return {'adapted': mk, 'unadapted': mk | {'adapt': 'none'} | ({'speeds': ()} if mk.get('speeds') else {})}
 
+# %% ../nbs/99_cli.ipynb #40ad9f82
 def _combined(res:dict[str, dict]) -> dict:
     "The result of the model as configured; when it adapts, with its `unadapted` twin and the `comparison` rows added."
     r = next(iter(res.values()))
@@ -512,6 +599,7 @@ def _write_report(report_dir:str, res:dict[str, dict], model:str, settings:dict,
     p = write_report(report_dir, named, f"{r['source']}: {r['n_files']} clips, {r['protocol']} protocol", settings)
     print(f"report written to {Path(p).resolve()}/report.html", file=stdout)
 
+# %% ../nbs/99_cli.ipynb #f56ae1b6
 def _add_evaluate(sub):
     p = sub.add_parser('evaluate', help='cross-validate a model type on a corpus (speaker-independent by default)')
     p.add_argument('source', help='corpus folder or manifest CSV')
@@ -524,6 +612,155 @@ def _add_evaluate(sub):
     _add_model_options(p); _dask_option(p)
     p.set_defaults(func=lambda a: evaluate_command(a.source, protocol=a.protocol, folds=a.folds, json_out=a.json,
                                                    report_dir=a.out, skew=a.skew, dask=a.dask, **_model_args(a)))
+
+# %% ../nbs/99_cli.ipynb #ca56ce28
+SEARCH_FILES = ('settings.json', 'results.csv', 'comparison.png')   # what `ser-kit search` writes into its folder
+SEARCH_COLUMNS = ['estimator', 'best_params', 'uar', 'uar_std', 'accuracy', 'accuracy_std', 'fit_s',
+                  'predict_ms_per_clip', 'candidates', 'search_s']
+
+def _estimators(spec:str|list|None, # `--estimators svc,logreg,...` (None or 'all': the whole zoo)
+               ) -> list[str]:
+    "The zoo names asked for, in order; `SettingError` naming any unknown one."
+    from ser_kit.classical import ESTIMATORS
+    names = list(ESTIMATORS) if spec in (None, 'all') else spec.split(',') if isinstance(spec, str) else list(spec)
+    names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+    bad = [n for n in names if n not in ESTIMATORS]
+    if bad or not names:
+        raise SettingError(None, f"--estimators: unknown {', '.join(map(repr, bad)) or 'empty list'}; "
+                                 f"choose from {','.join(ESTIMATORS)}")
+    return names
+
+# %% ../nbs/99_cli.ipynb #82f63fe5
+def _search_dir(out:str|Path, *sources:str|Path|pd.DataFrame|None) -> Path:
+    "Check the search folder before the work: never among input audio; new, empty, or an earlier search (replaced)."
+    out = Path(out).expanduser(); refuse_inside(out, *sources)
+    if not (out.is_dir() and _is_settings(out / 'settings.json', 'search')):
+        if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+            raise OutputPathError(out, "exists and is not a ser_kit search folder; refusing to write into it "
+                                       "(choose another --out)")
+        out = check_output(out, 'report', *sources)        # its name, its parent made, writable
+    check_output(_skipped_path(out), 'skipped', *sources)
+    return out
+
+# %% ../nbs/99_cli.ipynb #7a4a3d40
+def _rescore(res:pd.DataFrame, X:np.ndarray, y:np.ndarray, cv:list, n_jobs:int) -> pd.DataFrame:
+    "Accuracy (mean, std over `cv`) of each row's best settings, and their UAR again (`uar_refit`)."
+    import warnings
+    from sklearn.model_selection import cross_validate as cv_scores
+    from sklearn.metrics import make_scorer
+    from sklearn.exceptions import ConvergenceWarning
+    from ser_kit.classical import make_pipeline
+    from ser_kit.models import uar
+    rows = []
+    for r in res.itertuples():
+        pipe = make_pipeline(r.estimator, proba=False, **json.loads(r.best_params))
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', ConvergenceWarning)   # the small grids stop early on purpose
+            s = cv_scores(pipe, X, y, cv=cv, n_jobs=n_jobs, scoring=dict(uar=make_scorer(uar), accuracy='accuracy'))
+        rows.append(dict(accuracy=s['test_accuracy'].mean(), accuracy_std=s['test_accuracy'].std(),
+                         uar_refit=s['test_uar'].mean()))
+    return pd.DataFrame(rows, index=res.index)
+
+# %% ../nbs/99_cli.ipynb #da325b58
+def _search_record(source, names:list, featureset:str, folds:int, full:bool, seed:int, m:pd.DataFrame,
+                   cv:list, res:pd.DataFrame) -> dict:
+    "What `settings.json` of a search holds besides the command, date and versions: settings, seeds, grids, folds."
+    from ser_kit.classical import ESTIMATORS
+    groups = speaker_groups(m)
+    return dict(source=str(source), n_files=len(m), n_speakers=len(set(groups)), labels=sorted(set(m.emotion)),
+                settings=dict(estimators=names, featureset=featureset, folds=folds, grid='full' if full else 'small',
+                              scoring='uar', cv='speaker-grouped (StratifiedGroupKFold): no speaker on both sides'),
+                seeds=dict(folds=seed, estimators={n: ESTIMATORS[n].params.get('random_state') for n in names}),
+                grids={n: ESTIMATORS[n].full if full else ESTIMATORS[n].small for n in names},
+                fold_test_speakers=[sorted(set(groups[te])) for _, te in cv],
+                search=dict(res.attrs.get('settings', {}), seconds=res.attrs.get('seconds'),
+                            loaded_from=res.attrs.get('loaded_from')),
+                files=list(SEARCH_FILES))
+
+# %% ../nbs/99_cli.ipynb #d9b037ce
+def _write_search(out:Path, res:pd.DataFrame, record:dict) -> Path:
+    "Write the search folder: settings.json first (so a rerun may replace the folder), results.csv, comparison.png."
+    import matplotlib.pyplot as plt
+    from ser_kit.classical import plot_comparison
+    out.mkdir(exist_ok=True)
+    write_settings(out / 'settings.json', 'search', **record)
+    _write_csv(res[SEARCH_COLUMNS], out / 'results.csv')
+    fig = plot_comparison(res, f"speaker-grouped grid search, {record['settings']['featureset']} features")
+    atomic_write(out / 'comparison.png', lambda f: fig.savefig(f, format='png', dpi=90, bbox_inches='tight'))
+    plt.close(fig)
+    return out
+
+# %% ../nbs/99_cli.ipynb #765178d2
+def _check_speakers(m:pd.DataFrame, source, folds:int):
+    "A speaker-grouped search needs at least `folds` speakers: one clear error naming the corpus."
+    n = len(set(speaker_groups(m)))
+    if n < folds:
+        fix = f"use --folds {n} or fewer" if n >= 2 else "a speaker-independent search needs clips of 2+ speakers"
+        raise SerKitError(source, f"{n} speaker{'s' if n != 1 else ''}, too few for {folds} speaker-grouped folds; "
+                                  + fix)
+
+# %% ../nbs/99_cli.ipynb #6d68c3a1
+def format_search(res:pd.DataFrame, # a `search_command` table
+                 ) -> str:
+    "The search table as text: UAR and accuracy as mean ± std over folds, fit seconds, best settings."
+    t = pd.DataFrame({'estimator': res.estimator,
+                      'UAR': [f"{a:.3f} ± {b:.3f}" for a, b in zip(res.uar, res.uar_std)],
+                      'accuracy': [f"{a:.3f} ± {b:.3f}" for a, b in zip(res.accuracy, res.accuracy_std)],
+                      'fit s': res.fit_s.round(3), 'best settings': res.best_params})
+    return t.to_string(index=False)
+
+# %% ../nbs/99_cli.ipynb #a0b1e2f8
+def search_command(source:str,                   # corpus folder or manifest CSV
+                   estimators:str|list|None=None, # zoo names, e.g. 'svc,logreg,rf' (None or 'all': the whole zoo)
+                   featureset:str='default',      # feature set (`FEATURESETS`)
+                   out:str|Path|None=None,        # results folder (default ./ser_kit_search); never among input audio
+                   folds:int=4,                   # speaker-grouped folds (at most the number of speakers)
+                   full:bool=False,               # the full grids (minutes on RAVDESS) instead of the small ones
+                   seed:int=0,                    # seed of the folds (every zoo estimator has a fixed seed too)
+                   n_jobs:int=-1,                 # parallel workers for features and the search
+                   stdout=None,                   # where to print (default sys.stdout)
+                   stderr=None,                   # where to list skipped files (default sys.stderr)
+                  ) -> pd.DataFrame:
+    "`ser-kit search`: speaker-grouped grid search of classical estimators; results CSV, comparison PNG, settings JSON."
+    from ser_kit.classical import grid_search, _featurize
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    names = _estimators(estimators); get_featureset(featureset)
+    if folds < 2: raise SettingError(None, f"--folds must be at least 2, not {folds}")
+    man = load_corpus(source)
+    out = _search_dir(out or 'ser_kit_search', source, man)
+    man = _readable(man, n_jobs, out, stderr); _check_speakers(man, source, folds)
+    t0 = time.time()
+    res = grid_search(man, names, featureset, folds, full, seed, n_jobs)
+    X, m = _featurize(man, featureset, n_jobs, False); m = m.reset_index(drop=True)   # the search's own (cached)
+    cv = speaker_folds(m, folds, seed)                                                 # features and folds
+    attrs = dict(res.attrs); res = res.join(_rescore(res, X.to_numpy(), m.emotion.to_numpy(), cv, n_jobs))
+    res.attrs = attrs
+    for r in res[(res.uar - res.uar_refit).abs() > 1e-9].itertuples():
+        print(f"warning: {r.estimator}: UAR {r.uar_refit:.4f} when refitted, {r.uar:.4f} in the search", file=stderr)
+    _write_search(out, res, _search_record(source, names, featureset, folds, full, seed, m, cv, res))
+    print(f"speaker-grouped grid search: {len(m)} files, {len(set(speaker_groups(m)))} speakers, {folds} folds, "
+          f"{'full' if full else 'small'} grids, {featureset} features ({time.time() - t0:.1f} s)", file=stdout)
+    print(format_search(res), file=stdout)
+    print(f"results written to {out}: {', '.join(SEARCH_FILES)}", file=stdout)
+    return res
+
+# %% ../nbs/99_cli.ipynb #d8661c74
+def _add_search(sub):
+    p = sub.add_parser('search', help='speaker-grouped grid search of classical estimators: table, plot, settings')
+    p.add_argument('source', help='corpus folder or manifest CSV')
+    p.add_argument('--estimators', default='all', help='comma-separated zoo names: svc, logreg, mlp, knn, rf, hgb, '
+                                                       'gb, bagging, adaboost, tree (default: all)')
+    p.add_argument('--features', '--featureset', dest='featureset', default='default',
+                   help='feature set (default "default"; rich, seed004, prosody, ...)')
+    p.add_argument('--out', help='results folder: results.csv, comparison.png, settings.json '
+                                 '(default ./ser_kit_search; never a folder that holds your audio)')
+    p.add_argument('--folds', type=int, default=4, help='speaker-grouped folds (default 4; at most the speakers)')
+    p.add_argument('--grid', default='small', choices=['small', 'full'],
+                   help='small (seconds on the demo corpus; default) or full (minutes on RAVDESS)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the folds (default 0)')
+    p.add_argument('-j', '--jobs', type=int, default=-1, help='parallel workers (default: all cores)')
+    p.set_defaults(func=lambda a: search_command(a.source, a.estimators, a.featureset, a.out, a.folds, a.grid == 'full',
+                                                 a.seed, a.jobs))
 
 # %% ../nbs/99_cli.ipynb #bd2c45e4
 def bench_predict_command(model:str,           # a saved model (`.skops` file or model folder)
@@ -564,6 +801,7 @@ def demo_command(data:str|None=None,     # corpus folder or manifest CSV (defaul
     from ser_kit.evaluation import run_demo   # loads the classical and deep models only when this command runs
     return run_demo(data, out_dir, cnn_epochs=3 if quick else 12)
 
+# %% ../nbs/99_cli.ipynb #3db54edd
 def _add_demo(sub):
     p = sub.add_parser('demo', help='the main job, on the demo corpus or on --data, with a report')
     p.add_argument('--data', help='corpus folder or manifest CSV (default: discovered, else the demo corpus)')
@@ -580,6 +818,7 @@ def listen_command(model:str|None=None,     # a saved model (default: a demo mod
     from ser_kit.listen import listen        # the sound-card module is imported only for this command
     return listen(model, device=device, seconds=seconds)
 
+# %% ../nbs/99_cli.ipynb #0d48aacb
 def _add_listen(sub):
     p = sub.add_parser('listen', help='predict the emotion of your voice from the microphone, until Ctrl-C')
     p.add_argument('--model', help='a saved model (.skops file or model folder); default: a quick demo model')
@@ -589,8 +828,9 @@ def _add_listen(sub):
 
 # %% ../nbs/99_cli.ipynb #3f9b7857
 SUBCOMMANDS = [_add_corpus, _add_demo_corpus, _add_features, _add_bench, _add_train, _add_predict, _add_evaluate,
-               _add_demo, _add_listen]
+               _add_search, _add_demo, _add_listen]
 
+# %% ../nbs/99_cli.ipynb #ca1452ff
 def build_parser() -> argparse.ArgumentParser:
     "The `ser-kit` argument parser with every subcommand."
     from ser_kit import __version__
@@ -601,11 +841,12 @@ def build_parser() -> argparse.ArgumentParser:
     for add in SUBCOMMANDS: add(sub)
     return ap
 
-# %% ../nbs/99_cli.ipynb #ca1452ff
+# %% ../nbs/99_cli.ipynb #f51755a4
 def _debugging(args) -> bool:
     "True when the user asked for tracebacks: `--debug` or `SER_KIT_DEBUG=1`."
     return args.debug or os.environ.get('SER_KIT_DEBUG', '') not in ('', '0')
 
+# %% ../nbs/99_cli.ipynb #18ae1fc3
 def main(argv:list[str]|None=None, # the arguments (default: the command line)
         ) -> int:
     "Entry point of the `ser-kit` console script: the command's exit status; a user's mistake is one line and status 2."

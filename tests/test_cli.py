@@ -342,3 +342,81 @@ def test_dimensions_train_predict_evaluate(small, tmp_path):
     assert 'CCC' in r.stdout and json.loads((tmp_path / 'd.json').read_text())['scores']
     assert_one_error_line(run('train', str(csv), '--task', 'dimensions', '--model', 'cnn', '-o', str(tmp_path / 'x')),
                           '--task dimensions')
+
+
+# ---- provenance: how a predictions CSV was made, beside it ----------------------------------------------------------
+def test_predict_csv_has_its_settings_beside_it(model_file, small, tmp_path):
+    from ser_kit.models import load_model, sha256_file
+    csv = tmp_path / 'p.csv'
+    _, out, _ = _predict(model_file, list(small.path[:2]), csv=str(csv))
+    got = pd.read_csv(csv)                                         # the CSV itself is unchanged: a plain table
+    assert list(got.columns[:2]) == ['path', 'prediction'] and len(got) == 2
+    s = json.loads((tmp_path / 'p.csv.settings.json').read_text())
+    rec = load_model(model_file)
+    assert (s['command'], s['n_predicted'], s['n_skipped'], s['speaker_from']) == ('predict', 2, 0, 'auto')
+    assert s['model']['seed'] == rec.seed and s['model']['sha256'] == sha256_file(model_file)
+    assert s['model']['settings']['estimator'] == 'logreg' and s['model']['trained_with']['sklearn']
+    assert {'sklearn', 'ser_kit', 'python'} <= set(s['versions']) and s['inputs'] == list(small.path[:2])
+    _predict(model_file, list(small.path[:1]), csv=str(csv))      # a rerun replaces both
+    assert json.loads((tmp_path / 'p.csv.settings.json').read_text())['n_predicted'] == 1
+
+
+def test_predict_never_overwrites_a_strangers_settings_file(model_file, small, tmp_path):
+    side = tmp_path / 'p.csv.settings.json'; side.write_text('{"mine": 1}')
+    r = run('predict', str(model_file), small.path.iloc[0], '--csv', str(tmp_path / 'p.csv'))
+    assert_one_error_line(r, str(side), 'not a ser_kit settings file')
+    assert side.read_text() == '{"mine": 1}' and not (tmp_path / 'p.csv').exists()
+
+
+# ---- --augment on train and evaluate ----------------------------------------------------------------------------------
+def _has_augment():
+    import importlib.util
+    return importlib.util.find_spec('ser_kit.augment') is not None
+
+
+def test_augment_is_in_the_help():
+    for cmd in ('train', 'evaluate'):
+        h = run(cmd, '--help').stdout
+        assert '--augment KINDS' in h and 'reverb' in h and 'cnn: only none' in h, h
+
+
+def test_augment_for_the_cnn_is_none_or_one_line(tmp_path):
+    from ser_kit.cli import _model_kw
+    assert _model_kw('cnn', augment='none')['augment'] == {}       # the CNN's own log-mel augmentation, off
+    assert 'augment' not in _model_kw('cnn')                         # not given: the CNN's default
+    r = run('train', str(tmp_path), '--model', 'cnn', '--augment', 'noise', '-o', str(tmp_path / 'cnn'))
+    assert_one_error_line(r, 'the CNN augments its log-mel spectrograms itself')
+
+
+@pytest.mark.skipif(_has_augment(), reason='ser_kit.augment exists: the real tests below run')
+def test_augment_without_the_module_is_one_line(tmp_path):
+    r = run('train', str(tmp_path), '--augment', 'noise', '-o', str(tmp_path / 'm.skops'))
+    assert_one_error_line(r, '--augment needs ser_kit.augment')
+
+
+@pytest.mark.skipif(not _has_augment(), reason='needs ser_kit.augment')
+def test_augment_reaches_the_model_constructors():
+    import inspect
+    from ser_kit.cli import _model_kw
+    from ser_kit.models import model_class
+    assert _model_kw('classical', augment='noise,gain')['augment'] == ('noise', 'gain')
+    assert _model_kw('classical', augment='none')['augment'] == ()
+    with pytest.raises(ValueError, match='bogus'): _model_kw('classical', augment='noise,bogus')
+    with pytest.raises(ValueError, match='does not apply to --model dimensions'): _model_kw('dimensions', augment='gain')
+    if 'augment' in inspect.signature(model_class('wav2vec2').__init__).parameters:
+        assert _model_kw('wav2vec2', augment='pitch')['augment'] == ('pitch',)
+
+
+@pytest.mark.skipif(not _has_augment(), reason='needs ser_kit.augment')
+def test_train_and_evaluate_with_augment(tiny_corpus, tmp_path):
+    from ser_kit.models import load_model
+    csv = tmp_path / 'tiny.csv'; tiny_corpus.to_csv(csv, index=False)
+    r = run('train', str(csv), '--estimator', 'logreg', '--featureset', 'prosody', '--adapt', 'none', '--speeds', 'none',
+            '--augment', 'noise', '-j', '1', '-o', str(tmp_path / 'm.skops'))
+    assert r.returncode == 0, r.stderr
+    assert tuple(load_model(tmp_path / 'm.skops').settings()['augment']) == ('noise',)
+    r = run('evaluate', str(csv), '--estimator', 'logreg', '--featureset', 'prosody', '--adapt', 'none', '--speeds',
+            'none', '--augment', 'gain', '--folds', '3', '-j', '1', '--json', str(tmp_path / 'r.json'))
+    assert r.returncode == 0, r.stderr
+    assert tuple(json.loads((tmp_path / 'r.json').read_text())['model']['settings']['augment']) == ('gain',)
+    assert_one_error_line(run('train', str(csv), '--augment', 'noise,wind', '-o', str(tmp_path / 'x.skops')), 'wind')
