@@ -85,3 +85,42 @@ def test_cross_corpus_keys_match_cross_validate(tiny_corpus):
     xc = cross_corpus(tiny_corpus[tiny_corpus.speaker != '03'], tiny_corpus[tiny_corpus.speaker == '03'], _Loudness)
     for k in ('seed', 'adaptation', 'model', 'versions', 'predictions', 'protocol', 'n_skipped'): assert k in xc, k
     assert set(xc['model']) == set(cv['model']) and set(xc['versions']) == set(cv['versions'])
+
+
+def test_confusion_matrix_counts_are_integers(tiny_corpus):
+    rec = _Loudness().fit(tiny_corpus)
+    cm = rec.confusion_matrix(tiny_corpus, percentage=False)
+    assert all(k == 'i' for k in cm.dtypes.map(lambda d: d.kind)), cm.dtypes
+    assert int(cm.to_numpy().sum()) == len(tiny_corpus)
+    pc = rec.confusion_matrix(tiny_corpus)          # the default: percent of each true class
+    assert np.allclose(pc.sum(axis=1), 100, atol=0.2)
+
+
+def _blobs(n=60, seed=0):
+    "Two well separated clouds of 8-D points, labelled angry and sad."
+    rng = np.random.default_rng(seed)
+    X = np.r_[rng.normal(0, 1, (n // 2, 8)), rng.normal(6, 1, (n // 2, 8))]
+    return X, ['angry'] * (n // 2) + ['sad'] * (n // 2)
+
+
+def test_feature_map_umap():
+    pytest.importorskip('umap')
+    import matplotlib; matplotlib.use('Agg')
+    from ser_kit.evaluation import plot_feature_map, project_2d
+    X, y = _blobs()
+    Z = project_2d((X - X.mean(0)) / X.std(0), 'umap', seed=0)
+    assert Z.shape == (60, 2) and np.isfinite(Z).all()
+    a, s = Z[:30].mean(0), Z[30:].mean(0)          # the two clouds stay apart
+    assert np.linalg.norm(a - s) > 3 * max(Z[:30].std(0).max(), Z[30:].std(0).max())
+    fig = plot_feature_map(X, y, method='umap')
+    assert fig.axes[0].get_title() == 'UMAP of the features'
+
+
+def test_feature_map_umap_missing_says_how_to_install(monkeypatch):
+    import sys
+    from ser_kit.data import SettingError
+    from ser_kit.evaluation import project_2d
+    monkeypatch.setitem(sys.modules, 'umap', None)     # as if umap-learn were not installed: import fails
+    with pytest.raises(SettingError) as e: project_2d(_blobs()[0], 'umap')
+    assert 'pip install umap-learn' in str(e.value) and '\n' not in str(e.value)
+    with pytest.raises(SettingError, match="'pca', 'tsne' or 'umap'"): project_2d(_blobs()[0], 'lda')

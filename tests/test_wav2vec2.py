@@ -244,3 +244,65 @@ def test_prediction_runs_on_the_device_setting(tiny_corpus, monkeypatch):
     P, ok, _ = rec.predict_proba_batch(list(tiny_corpus.path[:3]))
     assert P.shape == (3, len(rec.labels)) and next(rec.model_.parameters()).device.type == 'cpu'
     assert w.Wav2Vec2Recognizer(w.TINY, device='cpu').settings()['device'] == 'cpu'
+
+
+def test_augment_setting_is_checked_and_saved(tiny_corpus, tmp_path):
+    assert w.Wav2Vec2Recognizer().settings()['augment'] == ()                      # off by default
+    assert w.Wav2Vec2Recognizer(w.TINY, augment='noise, gain').augment == ('noise', 'gain')
+    assert w.Wav2Vec2Recognizer(w.TINY, augment=['pitch', 'pitch', 'none']).augment == ('pitch',)
+    with pytest.raises(SettingError, match='unknown augmentation'): w.Wav2Vec2Recognizer(w.TINY, augment='noise,echo')
+    with pytest.raises(SettingError, match='unknown augmentation'):
+        make_model('wav2vec2', checkpoint='tiny', augment='x')
+    rec = w.Wav2Vec2Recognizer(w.TINY, epochs=1, lr=1e-3, batch_size=8, augment=('stretch', 'reverb')).fit(tiny_corpus)
+    d = rec.save(tmp_path / 'model')
+    assert json.loads((d / 'ser_kit.json').read_text())['training']['augment'] == ['stretch', 'reverb']
+    rec2 = w.Wav2Vec2Recognizer.load(d)
+    assert rec2.augment == ('stretch', 'reverb') and rec2.settings() == rec.settings()
+
+
+def _counting_stand_in(calls):
+    "A stand-in for `ser_kit.augment.augment_waveform` ((y, sr, kind, rng) -> array) that records its calls."
+    def fake(y, sr, kind, rng):
+        calls.append(kind); return np.asarray(y, np.float32) * float(rng.uniform(0.5, 2.0))
+    return fake
+
+
+def test_augmentation_touches_training_batches_only(tiny_corpus, monkeypatch):
+    import ser_kit.augment
+    calls = []
+    monkeypatch.setattr(ser_kit.augment, 'augment_waveform', _counting_stand_in(calls))
+    rec = w.Wav2Vec2Recognizer(w.TINY, epochs=2, lr=1e-3, batch_size=8, val_speakers=['03'], augment=('noise', 'gain'))
+    rec.fit(tiny_corpus)
+    n_train = int((tiny_corpus.speaker != '03').sum())
+    assert len(calls) == 2 * n_train                       # every training clip, every epoch; no validation clip
+    assert set(calls) == {'noise', 'gain'}                 # a random one of the chosen kinds
+    rec.predict_proba_batch(list(tiny_corpus.path)); rec.score(tiny_corpus)
+    assert len(calls) == 2 * n_train                       # prediction and evaluation never augment
+    calls.clear()
+    w.Wav2Vec2Recognizer(w.TINY, epochs=1, batch_size=8, val_fraction=0).fit(tiny_corpus)
+    assert calls == []                                     # augment=() (the default): no augmentation
+
+
+def test_augmented_clips_are_seeded_and_keep_their_length():
+    X = (np.random.default_rng(0).standard_normal((4, 16000)) * 0.1).astype(np.float32)
+    X += np.sin(2 * np.pi * 200 * np.arange(16000) / 16000).astype(np.float32)
+    kinds = ('noise', 'gain', 'pitch', 'stretch', 'reverb')
+    a, b = w.AugmentedClips(X, [0, 1, 0, 1], kinds, seed=3), w.AugmentedClips(X, [0, 1, 0, 1], kinds, seed=3)
+    c = w.AugmentedClips(X, [0, 1, 0, 1], kinds, seed=4)
+    xa, xb, xc = ([d[i][0].numpy() for i in range(4)] for d in (a, b, c))
+    assert all(x.shape == (16000,) for x in xa) and all(np.allclose(p, q) for p, q in zip(xa, xb))   # seeded
+    assert not all(np.allclose(p, q) for p, q in zip(xa, xc))                                       # another seed
+    plain = w.normalise(X)
+    for kind in kinds:                                  # every real augmentation: same length, normalised, finite
+        x = w.AugmentedClips(X, [0, 1, 0, 1], (kind,), seed=0)[1][0].numpy()
+        assert x.shape == (16000,) and np.isfinite(x).all() and abs(x.std() - 1) < 0.01, kind
+        # the clip changed, except by a gain: every clip is normalised to unit variance, which undoes a gain
+        assert np.allclose(x, plain[1], atol=1e-3) == (kind == 'gain'), kind
+    with pytest.raises(SettingError): w.AugmentedClips(X, [0, 1, 0, 1], ())
+
+
+def test_augmented_fine_tuning_is_reproducible():
+    X = (np.random.default_rng(0).standard_normal((8, 16000)) * 0.1).astype(np.float32)
+    runs = [w.fine_tune(w.load_backbone('tiny', num_labels=2), X, np.arange(8) % 2, epochs=2, lr=1e-3, batch_size=4,
+                        progress=False, augment=('noise', 'gain'), seed=s)[1].train_loss.tolist() for s in (0, 0, 1)]
+    assert runs[0] == runs[1] and runs[0] != runs[2]
