@@ -384,11 +384,12 @@ def show_prediction(model,          # a Recognizer
                     title:str='your clip',
                     sr:int=16000) -> dict:
     "Play the clip, print the top emotions and draw the probability bars; returns the probabilities."
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # not pyplot: a widget's callback may run while a cell draws (browser test)
     from IPython.display import display, Audio
     probs = predict_audio(model, y, sr)
     display(Audio(y, rate=sr)); print(format_prediction(probs))
-    plot_probabilities(probs, title); plt.show()
+    fig = Figure(figsize=(5, 0.3 * len(probs) + 0.8)); plot_probabilities(probs, title, ax=fig.subplots())
+    fig.tight_layout(); display(fig)
     return probs
 
 # %% ../nbs/06_your_voice.ipynb #53b28941
