@@ -184,7 +184,7 @@ def test_label_list_not_matching_pipeline_is_refused(model_file, tmp_path):
 def test_settings_round_trip(small, tmp_path):
     rec = EmotionRecognizer()
     assert rec.settings() == dict(estimator='logreg', featureset='rich', params={}, emotions=None, balance=False,
-                                  seed=0, n_jobs=-1, progress=False, adapt='em', speeds=[0.9, 1.1])
+                                  seed=0, n_jobs=-1, progress=False, adapt='em', speeds=[0.9, 1.1], augment=[])
     custom = EmotionRecognizer('tree', params=dict(max_depth=4), emotions=['sad', 'angry', 'happy'], balance=True,
                                seed=3, n_jobs=N_JOBS).fit(small)
     for r in (rec.fit(small), custom):
