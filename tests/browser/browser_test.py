@@ -23,6 +23,7 @@ DEBUG_IMG=1 (save the checked widget figures' data URIs as figure_*.txt beside t
 Nothing is written into the repository: the lessons run in a temporary copy of nbs/ (with benchmarks/, tests/fixtures/
 and settings.ini beside it, which the lessons read).
 """
+__test__ = False  # a script, not a pytest module: tests/test_browser.py runs it
 import json, math, os, re, secrets, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request, wave
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def prepare(work: Path, lessons: list[str]) -> dict[str, str]:
     return kernels
 
 
-def test_wav(path: Path, seconds=2.0, sr=16000):
+def write_test_wav(path: Path, seconds=2.0, sr=16000):
     "A voiced-sounding test clip (a 140 Hz tone with harmonics and a vibrato) for the upload widget and the fake microphone."
     n = int(seconds * sr); frames = bytearray()
     for i in range(n):
@@ -441,7 +442,7 @@ def main() -> int:
     SHOTS.mkdir(parents=True, exist_ok=True)
     try: kernels = prepare(work, lessons)
     except OSError as e: log(f'could not copy the lessons to {work}: {e}'); return 2
-    wav = work / 'test_clip.wav'; test_wav(wav)
+    wav = work / 'test_clip.wav'; write_test_wav(wav)
     port, token = free_port(), secrets.token_hex(16)
     base, lab, results = f'http://127.0.0.1:{port}', None, []
     log(f'lessons: {", ".join(lessons)}; {"quick settings (IN_TEST=1) with live widgets" if QUICK else "full settings"}; '
