@@ -313,7 +313,8 @@ ERROR_SEL = ('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.erro
 
 def saved_outputs(f: Path) -> tuple[int, int, list[str]]:
     "(code cells, code cells that ran, error texts) of the saved notebook."
-    nb = json.loads(f.read_text()); cells = [c for c in nb['cells'] if c['cell_type'] == 'code']
+    nb = json.loads(f.read_text())
+    cells = [c for c in nb['cells'] if c['cell_type'] == 'code' and ''.join(c['source']).strip()]  # empty: never run
     errors = []
     for i, c in enumerate(nb['cells']):
         for o in c.get('outputs', []):
