@@ -795,18 +795,18 @@ def _add_bench(sub):
 # %% ../nbs/99_cli.ipynb #fbbd95a2
 def demo_command(data:str|None=None,     # corpus folder or manifest CSV (default: discovered, else the demo corpus)
                  out_dir:str|None=None,  # report folder (default ./ser_kit_report)
-                 quick:bool=False,       # train the CNN for 3 epochs instead of 12
+                 quick:bool=False,       # train the CNN for 3 epochs instead of 8
                 ) -> dict:
     "`ser-kit demo`: the main job (see `ser_kit.evaluation.run_demo`)."
     from ser_kit.evaluation import run_demo   # loads the classical and deep models only when this command runs
-    return run_demo(data, out_dir, cnn_epochs=3 if quick else 12)
+    return run_demo(data, out_dir, cnn_epochs=3 if quick else 8)
 
 # %% ../nbs/99_cli.ipynb #3db54edd
 def _add_demo(sub):
     p = sub.add_parser('demo', help='the main job, on the demo corpus or on --data, with a report')
     p.add_argument('--data', help='corpus folder or manifest CSV (default: discovered, else the demo corpus)')
     p.add_argument('--out', help='report folder (default ./ser_kit_report)')
-    p.add_argument('--quick', action='store_true', help='train the CNN for 3 epochs instead of 12')
+    p.add_argument('--quick', action='store_true', help='train the CNN for 3 epochs instead of 8')
     p.set_defaults(func=lambda a: demo_command(a.data, a.out, a.quick))
 
 # %% ../nbs/99_cli.ipynb #b46a1fdd

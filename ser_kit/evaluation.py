@@ -433,7 +433,7 @@ def _demo_classical(df:pd.DataFrame, splits:list, estimators:Sequence[str], seed
 def run_demo(data:str|Path|None=None,  # corpus folder or manifest CSV (default: discovered, else the demo corpus)
              out:str|Path|None=None,   # report folder (default: ./ser_kit_report)
              folds:int=4,              # speaker-independent folds
-             cnn_epochs:int=12,        # CNN epochs per fold (brief: this is a demo)
+             cnn_epochs:int=8,         # CNN epochs per fold (a demo: about 90 s in all, cold)
              estimators:Sequence[str]=('logreg', 'svc'), # classical estimators searched
              seed:int=0,               # seed of folds, models and the demo corpus
              n_jobs:int=-1,            # workers for feature extraction
