@@ -162,7 +162,7 @@ def pad_crop(y:np.ndarray,    # mono audio
 # %% ../nbs/00_data.ipynb #16812394
 def interactive_frontend() -> bool:
     "True in a live Jupyter kernel; False under `nbdev_test` (IN_TEST), in scripts and in plain terminals."
-    if os.environ.get('IN_TEST') and not os.environ.get('SER_KIT_WIDGETS'): return False  # SER_KIT_WIDGETS: browser test
+    if os.environ.get('IN_TEST') and not os.environ.get('SER_KIT_WIDGETS'): return False  # the browser test sets it
     try: from IPython import get_ipython
     except ImportError: return False
     ip = get_ipython()

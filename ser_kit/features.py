@@ -302,7 +302,7 @@ def _f0_blocks(f0:np.ndarray, # F0 per frame (Hz, 0 = unvoiced)
                v:np.ndarray,  # the voiced active frames
                db:np.ndarray, # frame level (dB), for shimmer
               ) -> list:
-    "F0 level, spread, range, slope and velocity in semitones re 55 Hz; jitter and shimmer (zeros if < 3 voiced frames)."
+    "F0 level, spread, range, slope, velocity in semitones re 55 Hz; jitter, shimmer (zeros if < 3 voiced frames)."
     st = 12*np.log2(np.maximum(f0[v], 1)/55.0)
     if len(st) < 3: return [(k, 0.0) for k in _F0_KEYS]
     tv = np.flatnonzero(v)*(HOP/SR)
@@ -313,7 +313,8 @@ def _f0_blocks(f0:np.ndarray, # F0 per frame (Hz, 0 = unvoiced)
     T0 = 1/np.maximum(f0, 1)
     jit = np.mean(np.abs(np.diff(T0))[pair]) / np.mean(T0[v]) if pair.any() else 0.0
     shim = np.mean(np.abs(np.diff(db))[pair]) if pair.any() else 0.0
-    vals = (st.mean(), st.std(), p10, p50, p90, p90-p10, slope, dst.mean() if len(dst) else 0.0, f0[v].mean(), jit, shim)
+    vals = (st.mean(), st.std(), p10, p50, p90, p90-p10, slope, dst.mean() if len(dst) else 0.0,
+            f0[v].mean(), jit, shim)
     return list(zip(_F0_KEYS, vals))
 
 # %% ../nbs/01_features.ipynb #62d75855
