@@ -256,7 +256,7 @@ def test_notebook_defined_featureset_runs_in_workers(wavs, cache):
     sh.run('import os'); sh.user_ns['PATHS'] = wavs[0]
     assert sh.user_ns['cnn1d'].__module__ == '__main__'           # the situation of the issue
     sh.run(NB_SET)
-    assert sh.exc is None, repr(sh.exc)
+    assert sh.exc is None, (repr(sh.exc), repr(sh.exc.__cause__ or sh.exc.__context__))
     X13, Xm = sh.user_ns['X13'], sh.user_ns['Xm']
     assert X13.shape == (6, 2*(2 + 13 + 5)) and np.isfinite(X13.values).all()
     assert len(Xm) == 6                                            # 6 files: computed here (too few for workers)
