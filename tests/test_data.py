@@ -262,3 +262,20 @@ def test_real_ravdess_when_present():
     assert len(df) == 960 and df.speaker.nunique() == 16 and df.emotion.nunique() == 8
     assert len(load_corpus(real_data('emodb'))) == 535
     y = load_audio(next(real_data('ravdess-dev-48k').rglob('*.wav'))); assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize('subtype', ['PCM_16', 'PCM_24', 'FLOAT'])
+def test_decoding_equals_libsndfile_for_every_subtype(tmp_path, subtype):
+    # 16-bit PCM is scaled by numpy (faster than libsndfile's conversion): it must give the very same samples
+    y = (np.random.default_rng(0).uniform(-0.9, 0.9, (3000, 2))).astype(np.float32)
+    p = tmp_path / f'{subtype}.wav'; sf.write(p, y, 16000, subtype=subtype)
+    ref = sf.read(p, dtype='float32')[0].mean(axis=1)
+    np.testing.assert_array_equal(load_audio(p, sr=None), ref.astype(np.float32))
+    np.testing.assert_array_equal(load_audio(p, sr=None, offset=0.05, duration=0.1), ref[800:2400])
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_corrupt_whatever_the_sign(tmp_path, bad):
+    y = np.zeros(1600, np.float32); y[:800] = 0.1; y[700] = bad
+    p = tmp_path / 'bad.wav'; sf.write(p, y, 16000, subtype='FLOAT')
+    with pytest.raises(CorruptAudioError, match='NaN or infinity'): load_audio(p)
