@@ -947,8 +947,17 @@ def input_folders(*sources:str|Path|pd.DataFrame|None, # corpus folders, manifes
         else:
             files.add(Path(s).resolve())
             paths = _manifest_paths(Path(s)) if Path(s).suffix.lower() == '.csv' else [s]
-        files |= {Path(p).resolve() for p in paths}; folders |= {Path(p).resolve().parent for p in paths}
+        got = _resolve_all(paths); files |= got; folders |= {p.parent for p in got}
     return folders, files
+
+def _resolve_all(paths) -> set[Path]:
+    "`{Path(p).resolve() for p in paths}`, resolving each folder once: a corpus has thousands of files in a few folders."
+    out, dirs = set(), {}
+    for p in map(Path, paths):
+        if p.is_symlink(): out.add(p.resolve()); continue      # a linked file resolves to its target, wherever it is
+        d = dirs.get(p.parent) or dirs.setdefault(p.parent, p.parent.resolve())
+        out.add(d / p.name)
+    return out
 
 # %% ../nbs/00_data.ipynb #afb0bfb5
 def refuse_inside(out:str|Path,                          # a file or folder about to be written

@@ -61,8 +61,12 @@ def power_spectrogram(y:np.ndarray,   # 1-D float32 signal
                       hop:int=HOP,     # hop length
                      ) -> np.ndarray:
     "Power spectrogram [T, n_fft//2+1] (float32) from one batched real FFT over Hann-windowed frames."
-    X = sfft.rfft(frame_signal(y, win, hop) * hann(win), n=n_fft, axis=1, workers=1)
-    return X.real**2 + X.imag**2
+    if n_fft < win: raise SettingError(None, f"n_fft={n_fft} must be at least the window, {win} samples")
+    fr = frame_signal(y, win, hop)
+    buf = np.zeros((len(fr), n_fft), np.float32); np.multiply(fr, hann(win), out=buf[:, :win])   # windowed, padded
+    v = sfft.rfft(buf, axis=1, workers=1, overwrite_x=True).view(np.float32)   # [re, im, re, im, ...] per frame
+    v *= v
+    return v[:, 0::2] + v[:, 1::2]
 
 # %% ../nbs/01_features.ipynb #3b38c671
 def _hz_to_mel(f):
