@@ -14,7 +14,6 @@ import numpy as np, pandas as pd
 import scipy.fft as sfft
 import soxr, xxhash
 from numpy.lib.stride_tricks import sliding_window_view
-from joblib import Parallel, delayed, effective_n_jobs
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .data import cache_dir, atomic_write, SerKitError, SettingError
@@ -247,9 +246,13 @@ def rms_db(self:Frames):
     return self._get('rms_db', lambda: 10*np.log10(self.power.sum(1)*(4/(N_FFT*np.sum(hann(WIN)**2))) + 1e-10))
 @patch(as_prop=True)
 def zcr(self:Frames):
-    f = self.frames
-    crossings = lambda: np.signbit(f[:, 1:]) != np.signbit(f[:, :-1])
-    return self._get('zcr', lambda: np.mean(crossings(), axis=1).astype(np.float32))
+    "Zero-crossing rate of every frame: sign changes found once along the padded signal, then counted per frame."
+    def f():
+        sb = np.signbit(np.pad(self.y, (WIN//2, WIN - WIN//2)))        # padded as `frame_signal` pads
+        d = (sb[1:] != sb[:-1]).view(np.uint8)
+        per = sliding_window_view(d, WIN - 1)[::HOP][:len(self.frames)]  # the WIN-1 neighbour pairs of each frame
+        return (per.sum(1, dtype=np.int32)/(WIN - 1)).astype(np.float32)
+    return self._get('zcr', f)
 
 # %% ../nbs/01_features.ipynb #27b033ca
 @patch(as_prop=True)
@@ -807,9 +810,15 @@ def _portable(obj, _memo:dict|None=None):
 SERIAL_FILES = 64       # fewer files than this run in this process: starting worker processes would not pay
 WORKER_START_S = 1.0    # about what starting a worker process costs (spawn, imports) on a laptop core
 
+def _effective_jobs(n_jobs:int) -> int:
+    "joblib's `effective_n_jobs`; a serial run does not import joblib (a one-core command starts 0.06 s sooner)."
+    if n_jobs == 1: return 1
+    from joblib import effective_n_jobs
+    return effective_n_jobs(n_jobs)
+
 def _chunks(n:int, n_jobs:int, max_chunk:int=16) -> list[slice]:
     "Split range(n) into slices: about 8 per worker, at most `max_chunk` long, so the last ones end close together."
-    w = max(1, effective_n_jobs(n_jobs))
+    w = max(1, _effective_jobs(n_jobs))
     size = int(min(max_chunk, max(1, math.ceil(n / (8*w)))))
     return [slice(i, min(i+size, n)) for i in range(0, n, size)]
 
@@ -841,6 +850,7 @@ def _indexed(k:int, fn:Callable, chunk:list) -> tuple:
 # %% ../nbs/01_features.ipynb #0a82d4ef
 def _shared_with_workers(fn:Callable, items:list, sl:list[slice], n_workers:int, first:int):
     "Yield (k, fn(items[sl[k]])) for the chunks k >= `first`: this process and `n_workers` loky workers share them."
+    from joblib import Parallel, delayed
     todo, lock, q, task = list(range(len(sl) - 1, first - 1, -1)), threading.Lock(), queue.SimpleQueue(), _portable(fn)
     def take():
         with lock: return todo.pop() if todo else None
@@ -876,12 +886,14 @@ def _shared_with_workers(fn:Callable, items:list, sl:list[slice], n_workers:int,
 # %% ../nbs/01_features.ipynb #adf5b9eb
 def _chunk_results(fn:Callable, items:list, sl:list[slice], n_jobs:int):
     "Yield (k, fn(items[sl[k]])) for every chunk, in this process or in workers (see above), in any order."
-    w = effective_n_jobs(n_jobs)
+    w = _effective_jobs(n_jobs)
+    if w == 1: yield from ((k, fn(items[s])) for k, s in enumerate(sl)); return
+    from joblib import Parallel, delayed
     if not _local_processes():                                # Dask, Ray, threads: the backend decides where
-        if w == 1 or len(items) <= 4: yield from ((k, fn(items[s])) for k, s in enumerate(sl)); return
+        if len(items) <= 4: yield from ((k, fn(items[s])) for k, s in enumerate(sl)); return
         par = Parallel(n_jobs=n_jobs, return_as='generator_unordered')
         yield from par(delayed(_indexed)(k, _portable(fn), items[s]) for k, s in enumerate(sl)); return
-    if w == 1 or len(items) < SERIAL_FILES or len(sl) < 2:
+    if len(items) < SERIAL_FILES or len(sl) < 2:
         yield from ((k, fn(items[s])) for k, s in enumerate(sl)); return
     c, t = _busy_ticks(), time.perf_counter(); yield 0, fn(items[sl[0]])
     per_file, free = (time.perf_counter() - t) / (sl[0].stop or 1), _idle_cores(c, _busy_ticks())
@@ -1291,6 +1303,7 @@ def _naive_chunk(paths:list) -> int:
 # %% ../nbs/01_features.ipynb #02a46735
 def _bench_naive(paths:list, n:int, n_jobs:int) -> tuple[float, float]:
     "(seconds, peak MB) of the naive recipe on `n` files (the list repeated), the files split over `n_jobs` workers."
+    from joblib import Parallel, delayed
     task = delayed(_portable(_naive_chunk))
     Parallel(n_jobs=n_jobs)(task(paths[:1]) for _ in range(n_jobs))   # start workers, import librosa
     files = (paths*(-(-n // len(paths))))[:n]
