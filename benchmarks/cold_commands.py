@@ -5,6 +5,7 @@ plus `ser-kit demo` cold. Writes benchmarks/results/cold_commands.json and print
     python benchmarks/cold_commands.py                      # demo corpora; $SER_KIT_DATA's RAVDESS copies when there
     SER_KIT_DATA=../shared/data python benchmarks/cold_commands.py --repeat 3
     python benchmarks/cold_commands.py --no-demo            # leave out `ser-kit demo` (minutes)
+    python benchmarks/cold_commands.py --large --no-demo    # only a 1440-file corpus (24 demo actors at 48 kHz)
 
 Corpora: the demo corpus, 1 actor (60 files, 16 kHz) and 8 actors at 48 kHz (480 files); with $SER_KIT_DATA,
 ravdess-dev-48k (the published 48 kHz files) and, when that holds fewer than 480 files, the first 8 actors of
@@ -63,14 +64,19 @@ def main():
     ap.add_argument('--repeat', type=int, default=3, help='cold runs per corpus and -j (median reported)')
     ap.add_argument('--jobs', default='1,2', help='the -j values (default 1,2)')
     ap.add_argument('--no-demo', action='store_true', help='leave out `ser-kit demo` cold')
-    ap.add_argument('--out', default=str(OUT), help='where to write the JSON')
+    ap.add_argument('--out', default=None, help='where to write the JSON (default results/cold_commands[_1440].json)')
+    ap.add_argument('--large', action='store_true', help='only the 1440-file demo corpus (24 actors at 48 kHz)')
     a = ap.parse_args()
+    a.out = a.out or str(OUT.with_name('cold_commands_1440.json') if a.large else OUT)
     load0, t0 = os.getloadavg(), time.time()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        corpora = [('demo, 1 actor (60 files, 16 kHz)', make_demo_corpus(tmp / 'demo60', n_actors=1)),
-                   ('demo, 8 actors (480 files, 48 kHz)', make_demo_corpus(tmp / 'demo480', n_actors=8, sr=48000))]
-        if os.environ.get('SER_KIT_DATA'): corpora += ravdess_48k(Path(os.environ['SER_KIT_DATA']), tmp)
+        if a.large:
+            corpora = [('demo, 24 actors (1440 files, 48 kHz)', make_demo_corpus(tmp / 'demo1440', n_actors=24, sr=48000))]
+        else:
+            corpora = [('demo, 1 actor (60 files, 16 kHz)', make_demo_corpus(tmp / 'demo60', n_actors=1)),
+                       ('demo, 8 actors (480 files, 48 kHz)', make_demo_corpus(tmp / 'demo480', n_actors=8, sr=48000))]
+            if os.environ.get('SER_KIT_DATA'): corpora += ravdess_48k(Path(os.environ['SER_KIT_DATA']), tmp)
         rows = [measure(name, folder, int(j), a.repeat) for name, folder in corpora for j in a.jobs.split(',')]
         demo = None
         if not a.no_demo:   # the demo corpus, not $SER_KIT_DATA: a new user's first command

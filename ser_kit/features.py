@@ -829,59 +829,28 @@ def _local_processes() -> bool:
     return type(get_active_backend()[0]).__name__ in ('LokyBackend', 'MultiprocessingBackend')
 
 # %% ../nbs/01_features.ipynb #f21c81d2
-def _busy_ticks() -> tuple[float, float]:
-    "(CPU time spent working, CPU time in all) of the whole machine so far, every core summed (`/proc/stat`)."
+def _busy_ticks() -> tuple[float, float, float]:
+    "(CPU time the machine spent working, CPU time in all, CPU time of this process) so far, every core summed."
     import psutil
-    c = psutil.cpu_times()
-    return sum(c) - c.idle - getattr(c, 'iowait', 0), sum(c)
+    c, me = psutil.cpu_times(), psutil.Process().cpu_times()   # `/proc/stat`, `/proc/self/stat`
+    return sum(c) - c.idle - getattr(c, 'iowait', 0), sum(c), me.user + me.system
 
 # %% ../nbs/01_features.ipynb #6d1fe82e
-def _idle_cores(before:tuple, after:tuple) -> float:
-    "How many cores sat idle between two `_busy_ticks()` readings (while this process worked on one of them)."
+def _idle_cores(before:tuple, after:tuple, # two `_busy_ticks()` readings
+                n_cores:int|None=None,      # cores of the machine (None: all)
+               ) -> float:
+    "How many cores other processes left free between two readings, besides the one this process works on."
     import psutil
-    busy, total = after[0] - before[0], after[1] - before[1]
-    return (psutil.cpu_count() or 1) * (1 - busy/total) if total > 0 else 0.0
+    n = n_cores or psutil.cpu_count() or 1
+    busy, total, mine = (a - b for a, b in zip(after, before))
+    if total <= 0: return 0.0
+    others = max(busy - mine, 0.0) / (total / n)   # this process's own threads (a spinning BLAS pool) are not load
+    return max(n - 1 - others, 0.0)
 
 # %% ../nbs/01_features.ipynb #b2c658eb
 def _indexed(k:int, fn:Callable, chunk:list) -> tuple:
     "Worker: `(k, fn(chunk))`, so results can come back in any order."
     return k, fn(chunk)
-
-# %% ../nbs/01_features.ipynb #0a82d4ef
-def _shared_with_workers(fn:Callable, items:list, sl:list[slice], n_workers:int, first:int):
-    "Yield (k, fn(items[sl[k]])) for the chunks k >= `first`: this process and `n_workers` loky workers share them."
-    from joblib import Parallel, delayed
-    todo, lock, q, task = list(range(len(sl) - 1, first - 1, -1)), threading.Lock(), queue.SimpleQueue(), _portable(fn)
-    def take():
-        with lock: return todo.pop() if todo else None
-    def feed():
-        while (k := take()) is not None: yield delayed(_indexed)(k, task, items[sl[k]])
-    def background():
-        try:
-            par = Parallel(n_jobs=n_workers, return_as='generator_unordered', pre_dispatch='n_jobs', batch_size=1)
-            for r in par(feed()): q.put(r)
-        except BaseException as e: q.put(e)                  # raised in the caller's thread
-        q.put(None)
-    pending, delivered = set(range(first, len(sl))), 0
-    def arrived(block:bool=False):
-        nonlocal delivered
-        while pending and (block or not q.empty()):
-            r = q.get()
-            if r is None: return                              # the workers are done
-            if isinstance(r, BaseException): raise r
-            delivered += 1
-            if r[0] in pending: pending.discard(r[0]); yield r; block = False
-    threading.Thread(target=background, daemon=True).start()
-    try:
-        while (k := take()) is not None:
-            res = fn(items[sl[k]]); pending.discard(k); yield k, res
-            yield from arrived()
-        for k in sorted(pending):         # what the workers still hold: wait for a working one, overtake one starting
-            if delivered: yield from arrived(block=True)
-            if k in pending: res = fn(items[sl[k]]); pending.discard(k); yield k, res
-        yield from arrived()
-    finally:
-        with lock: todo.clear()                               # stopped early (an error): send the workers nothing more
 
 # %% ../nbs/01_features.ipynb #adf5b9eb
 def _chunk_results(fn:Callable, items:list, sl:list[slice], n_jobs:int):
@@ -897,9 +866,11 @@ def _chunk_results(fn:Callable, items:list, sl:list[slice], n_jobs:int):
         yield from ((k, fn(items[s])) for k, s in enumerate(sl)); return
     c, t = _busy_ticks(), time.perf_counter(); yield 0, fn(items[sl[0]])
     per_file, free = (time.perf_counter() - t) / (sl[0].stop or 1), _idle_cores(c, _busy_ticks())
-    if per_file*(len(items) - sl[0].stop) < WORKER_START_S or free < 0.5:   # not worth a worker, or no core for one
+    n = min(w, 1 + int(free + 0.5))                            # workers: this process's core and the free ones
+    if n < 2 or per_file*(len(items) - sl[0].stop)*(1 - 1/n) < WORKER_START_S:   # no free core, or no time saved
         yield from ((k, fn(items[s])) for k, s in enumerate(sl) if k); return
-    yield from _shared_with_workers(fn, items, sl, w, first=1)
+    par = Parallel(n_jobs=n, return_as='generator_unordered')
+    yield from par(delayed(_indexed)(k, _portable(fn), items[sl[k]]) for k in range(1, len(sl)))
 
 # %% ../nbs/01_features.ipynb #1f296ffa
 def _run_chunks(fn:Callable, items:list, n_jobs:int, progress:bool, desc:str):
