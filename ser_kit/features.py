@@ -823,6 +823,16 @@ def _chunks(n:int, n_jobs:int, max_chunk:int=16) -> list[slice]:
     return [slice(i, min(i+size, n)) for i in range(0, n, size)]
 
 # %% ../nbs/01_features.ipynb #384a4045
+def _worker_start_s(n:int) -> float:
+    "What starting `n` loky workers costs now: nothing when joblib's reusable pool already holds them alive."
+    try:
+        from joblib.externals.loky import reusable_executor as r
+        ex = r._executor                                   # loky's one reusable pool (private: may move)
+        alive = (ex is not None and not ex._flags.broken and not ex._flags.shutdown and ex._max_workers == n
+                 and sum(p.is_alive() for p in ex._processes.values()) == n)
+    except Exception: alive = False                        # loky changed: assume a cold start
+    return 0.0 if alive else WORKER_START_S
+
 def _local_processes() -> bool:
     "Whether joblib's active backend is its default one, worker processes on this machine (not Dask, Ray, threads)."
     from joblib.parallel import get_active_backend
@@ -867,7 +877,7 @@ def _chunk_results(fn:Callable, items:list, sl:list[slice], n_jobs:int):
     c, t = _busy_ticks(), time.perf_counter(); yield 0, fn(items[sl[0]])
     per_file, free = (time.perf_counter() - t) / (sl[0].stop or 1), _idle_cores(c, _busy_ticks())
     n = min(w, 1 + int(free + 0.5))                            # workers: this process's core and the free ones
-    if n < 2 or per_file*(len(items) - sl[0].stop)*(1 - 1/n) < WORKER_START_S:   # no free core, or no time saved
+    if n < 2 or per_file*(len(items) - sl[0].stop)*(1 - 1/n) < _worker_start_s(n):   # no free core, or no gain
         yield from ((k, fn(items[s])) for k, s in enumerate(sl) if k); return
     par = Parallel(n_jobs=n, return_as='generator_unordered')
     yield from par(delayed(_indexed)(k, _portable(fn), items[sl[k]]) for k in range(1, len(sl)))
