@@ -951,7 +951,7 @@ def input_folders(*sources:str|Path|pd.DataFrame|None, # corpus folders, manifes
     return folders, files
 
 def _resolve_all(paths) -> set[Path]:
-    "`{Path(p).resolve() for p in paths}`, resolving each folder once: a corpus has thousands of files in a few folders."
+    "`{Path(p).resolve() for p in paths}`, resolving each folder once: a corpus has many files in few folders."
     out, dirs = set(), {}
     for p in map(Path, paths):
         if p.is_symlink(): out.add(p.resolve()); continue      # a linked file resolves to its target, wherever it is
