@@ -22,13 +22,13 @@ from .data import load_audio, pad_crop, trim_silence
 
 # %% auto #0
 __all__ = ['SR', 'N_FFT', 'WIN', 'HOP', 'PITCH_SR', 'PITCH_WIN', 'PITCH_NFFT', 'RICH_PCTS', 'RICH_DESCRIPTORS', 'FEATURESETS',
-           'ENGINE_VERSION', 'SERIAL_FILES', 'WORKER_START_S', 'LASTING_ERRORS', 'COLD_METHOD', 'hann', 'frame_signal',
-           'power_spectrogram', 'mel_filterbank', 'dct_matrix', 'log_mel', 'deltas', 'f0_track', 'Frames',
-           'percentiles', 'slope', 'prosody_blocks', 'prosody', 'cnn1d', 'default_blocks', 'default', 'pooled',
-           'rich_frames', 'rich_blocks', 'rich', 'seed004', 'seed004_naive', 'FeatureSet', 'register_featureset',
-           'get_featureset', 'plot_clip', 'compare_emotions', 'clip_explorer', 'plot_by_emotion', 'frame_features',
-           'one_blas_thread', 'content_hash', 'CacheWarning', 'extract_features', 'extract_frames', 'PeakMemory',
-           'cold_command', 'bench_features']
+           'ENGINE_VERSION', 'SERIAL_FILES', 'WORKER_START_S', 'FORK_START_S', 'LASTING_ERRORS', 'COLD_METHOD', 'hann',
+           'frame_signal', 'power_spectrogram', 'mel_filterbank', 'dct_matrix', 'log_mel', 'deltas', 'f0_track',
+           'Frames', 'percentiles', 'slope', 'prosody_blocks', 'prosody', 'cnn1d', 'default_blocks', 'default',
+           'pooled', 'rich_frames', 'rich_blocks', 'rich', 'seed004', 'seed004_naive', 'FeatureSet',
+           'register_featureset', 'get_featureset', 'plot_clip', 'compare_emotions', 'clip_explorer', 'plot_by_emotion',
+           'frame_features', 'one_blas_thread', 'content_hash', 'CacheWarning', 'extract_features', 'extract_frames',
+           'PeakMemory', 'cold_command', 'bench_features']
 
 # %% ../nbs/01_features.ipynb #c63b8c4b
 SR = 16000      # analysis sample rate of every feature set (Hz)
@@ -717,11 +717,11 @@ ENGINE_VERSION = '1'
 def _code_hash(fn:Callable) -> str:
     "Hash of the code of the module defining `fn` (or of fn itself): editing feature code invalidates the cache."
     import ast, inspect, sys
-    try: src = Path(sys.modules[fn.__module__].__file__).read_text()
-    except Exception:
-        try: src = inspect.getsource(fn)
-        except Exception: src = ''
-    try: src = ast.dump(ast.parse(src))   # the code's structure: comments, line breaks and cell markers do not count
+    try: return hashlib.sha1(Path(sys.modules[fn.__module__].__file__).read_bytes()).hexdigest()[:12]  # any edit counts
+    except Exception: pass                # a function defined in a notebook or a console: its own source
+    try: src = inspect.getsource(fn)
+    except Exception: src = ''
+    try: src = ast.dump(ast.parse(textwrap.dedent(src)))   # the code's structure: comments and blank lines do not count
     except SyntaxError: pass
     return hashlib.sha1(src.encode()).hexdigest()[:12]
 
@@ -824,7 +824,8 @@ def _chunks(n:int, n_jobs:int, max_chunk:int=16) -> list[slice]:
 
 # %% ../nbs/01_features.ipynb #384a4045
 def _worker_start_s(n:int) -> float:
-    "What starting `n` loky workers costs now: nothing when joblib's reusable pool already holds them alive."
+    "What starting `n` workers costs now: a fork is cheap; loky's reusable pool costs nothing while it is alive."
+    if _can_fork(): return FORK_START_S
     try:
         from joblib.externals.loky import reusable_executor as r
         ex = r._executor                                   # loky's one reusable pool (private: may move)
@@ -862,6 +863,37 @@ def _indexed(k:int, fn:Callable, chunk:list) -> tuple:
     "Worker: `(k, fn(chunk))`, so results can come back in any order."
     return k, fn(chunk)
 
+# %% ../nbs/01_features.ipynb #cab5fe75
+FORK_START_S = 0.05     # what forking a worker costs: the copy inherits every import (measured: about 0.01 s)
+_FORKED = None          # (fn, items, slices): what forked workers inherit instead of receiving it pickled
+
+def _can_fork() -> bool:
+    "Whether workers may be forked from here: Linux, and no thread in this process but the main one (and tqdm's)."
+    if not sys.platform.startswith('linux') or threading.current_thread() is not threading.main_thread(): return False
+    return all(t is threading.main_thread() or type(t).__name__ == 'TMonitor' for t in threading.enumerate())
+
+# %% ../nbs/01_features.ipynb #06946c0e
+def _forked_chunk(k:int) -> tuple:
+    "Forked worker: `(k, fn(chunk k))` for the `fn` and chunks it inherited."
+    fn, items, sl = _FORKED
+    return k, fn(items[sl[k]])
+
+def _ignore_ctrl_c():
+    "A forked worker leaves Ctrl-C to the command, which stops them all (one message, not one traceback a worker)."
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+# %% ../nbs/01_features.ipynb #ecf5e3ba
+def _fork_results(fn:Callable, items:list, sl:list[slice], ks:Iterable[int], n:int):
+    "Yield (k, fn(items[sl[k]])) for the chunks `ks`, in any order, from `n` workers forked from this process."
+    global _FORKED
+    import multiprocessing as mp
+    _FORKED = (fn, items, sl)
+    try:
+        with mp.get_context('fork').Pool(n, initializer=_ignore_ctrl_c) as pool:
+            yield from pool.imap_unordered(_forked_chunk, ks)
+    finally: _FORKED = None
+
 # %% ../nbs/01_features.ipynb #adf5b9eb
 def _chunk_results(fn:Callable, items:list, sl:list[slice], n_jobs:int):
     "Yield (k, fn(items[sl[k]])) for every chunk, in this process or in workers (see above), in any order."
@@ -879,6 +911,7 @@ def _chunk_results(fn:Callable, items:list, sl:list[slice], n_jobs:int):
     n = min(w, 1 + int(free + 0.5))                            # workers: this process's core and the free ones
     if n < 2 or per_file*(len(items) - sl[0].stop)*(1 - 1/n) < _worker_start_s(n):   # no free core, or no gain
         yield from ((k, fn(items[s])) for k, s in enumerate(sl) if k); return
+    if _can_fork(): yield from _fork_results(fn, items, sl, range(1, len(sl)), n); return
     par = Parallel(n_jobs=n, return_as='generator_unordered')
     yield from par(delayed(_indexed)(k, _portable(fn), items[sl[k]]) for k in range(1, len(sl)))
 

@@ -1,5 +1,5 @@
 "Tests of ser_kit.features: feature-set shapes, finiteness, cache behaviour, bad files, parallel determinism, Dask backend."
-import os, time, warnings
+import os, sys, threading, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, soundfile as sf
 
@@ -173,6 +173,32 @@ def test_big_batches_go_to_workers_when_a_core_is_free(monkeypatch):
     got = dict(F._chunk_results(_pid_after, list(range(20)), sl, 2))
     assert sorted(got) == list(range(len(sl))) and got[0] == os.getpid()
     assert os.getpid() not in [got[k] for k in range(1, len(sl))], 'after the first chunk, workers do the work'
+
+
+@pytest.mark.parametrize('fork', [True, False])
+def test_workers_forked_or_loky_give_the_same_features(wavs, cache, monkeypatch, fork):
+    "Forked workers (a command on Linux) and loky's (a Jupyter kernel, a program with threads) agree with one process."
+    import ser_kit.features as F
+    if fork and not sys.platform.startswith('linux'): pytest.skip('fork: Linux only')
+    paths, _ = wavs
+    X1 = extract_features(paths, 'default', n_jobs=1, cache=False, progress=False)
+    monkeypatch.setattr(F, 'SERIAL_FILES', 0); monkeypatch.setattr(F, 'WORKER_START_S', 0)
+    monkeypatch.setattr(F, 'FORK_START_S', 0); monkeypatch.setattr(F, '_can_fork', lambda: fork)
+    monkeypatch.setattr(F, '_idle_cores', lambda a, b: 1.0)
+    used = []
+    real = F._fork_results
+    monkeypatch.setattr(F, '_fork_results', lambda *a: used.append(1) or real(*a))
+    X2 = extract_features(paths, 'default', n_jobs=2, cache=False, progress=False)
+    assert np.array_equal(X1.values, X2.values) and bool(used) == fork
+    assert F._FORKED is None, 'the forked workers\' inheritance is cleared'
+
+
+def test_fork_only_from_a_single_threaded_process():
+    import ser_kit.features as F
+    if not sys.platform.startswith('linux'): assert not F._can_fork(); return
+    stop = threading.Event(); t = threading.Thread(target=stop.wait); t.start()
+    try: assert not F._can_fork(), 'another thread may hold a lock a forked copy would wait on for ever'
+    finally: stop.set(); t.join()
 
 
 def test_a_busy_machine_keeps_the_work_in_this_process(monkeypatch):
