@@ -878,10 +878,11 @@ def _forked_chunk(k:int) -> tuple:
     fn, items, sl = _FORKED
     return k, fn(items[sl[k]])
 
-def _ignore_ctrl_c():
-    "A forked worker leaves Ctrl-C to the command, which stops them all (one message, not one traceback a worker)."
+def _forked_worker_init():
+    "A forked worker leaves Ctrl-C to the command (one message, not a traceback a worker) and runs torch on one thread."
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if 'torch' in sys.modules: sys.modules['torch'].set_num_threads(1)   # OpenMP's pool was not copied: as DataLoader
 
 # %% ../nbs/01_features.ipynb #ecf5e3ba
 def _fork_results(fn:Callable, items:list, sl:list[slice], ks:Iterable[int], n:int):
@@ -890,7 +891,7 @@ def _fork_results(fn:Callable, items:list, sl:list[slice], ks:Iterable[int], n:i
     import multiprocessing as mp
     _FORKED = (fn, items, sl)
     try:
-        with mp.get_context('fork').Pool(n, initializer=_ignore_ctrl_c) as pool:
+        with mp.get_context('fork').Pool(n, initializer=_forked_worker_init) as pool:
             yield from pool.imap_unordered(_forked_chunk, ks)
     finally: _FORKED = None
 
