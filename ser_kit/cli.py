@@ -306,8 +306,8 @@ def _add_model_options(p):
     p.add_argument('--lr', type=float, help='cnn / wav2vec2: learning rate')
     p.add_argument('--adapt', help="speaker adaptation: em, z or none (classical), speaker or none (cnn); "
                                    "default: the model type's")
-    p.add_argument('--speeds', type=_speeds, help='classical: speed factors of extra training speakers, e.g. 0.9,1.1 '
-                                                  '(the default), or none')
+    p.add_argument('--speeds', type=_speeds, help='classical / cnn: speed factors of extra training speakers, e.g. '
+                                                  "0.9,1.1, or none (default: the model type's)")
     p.add_argument('--augment', metavar='KINDS', help=AUGMENT_HELP)
     p.add_argument('-j', '--jobs', type=int, default=-1, help='parallel workers for features (default: all cores)')
 
@@ -519,7 +519,8 @@ def _adaptation_runs(model:str, mk:dict) -> dict[str, dict]:
     "The settings to cross-validate: the model as asked and, when it adapts to speakers, the same with adaptation off."
     rec = make_model(model, **mk)                                   # checks every setting, before any work
     if rec.adaptation() == 'none' or not _takes_adapt(rec): return {'': mk}
-    return {'adapted': mk, 'unadapted': mk | {'adapt': 'none'} | ({'speeds': ()} if mk.get('speeds') else {})}
+    no_speeds = mk.get('speeds') and model != 'cnn'     # classical speed copies need adaptation; the CNN's do not
+    return {'adapted': mk, 'unadapted': mk | {'adapt': 'none'} | ({'speeds': ()} if no_speeds else {})}
 
 # %% ../nbs/99_cli.ipynb #40ad9f82
 def _combined(res:dict[str, dict]) -> dict:

@@ -85,7 +85,8 @@ def cached_frames(manifest:pd.DataFrame,   # corpus manifest (needs `path`)
     "Frames [N, 1, F, T] of every readable file of `manifest` (from the disk cache when present), their manifest index."
     f = {**FEATURES, **(features or {})}
     return extract_frames(manifest, kind=f['kind'], seconds=f['seconds'], deltas=False, n_jobs=n_jobs,
-                          progress=progress, n_mels=f['n_mels'], n_mfcc=f['n_mfcc'], trim_db=f.get('trim_db'))
+                          progress=progress, n_mels=f['n_mels'], n_mfcc=f['n_mfcc'], trim_db=f.get('trim_db'),
+                          speed=f.get('speed'))
 
 # %% ../nbs/03_cnn.ipynb #668b7775
 def crop_frames(x:np.ndarray,       # frames [..., T]
@@ -425,7 +426,7 @@ def _plain(x):
 @dataclass
 class CNNSettings:
     "How a network is trained; shared by `train_model` and `CNNRecognizer` (same names, defaults and checks)."
-    epochs:int = 60                # passes over the training data (cosine cycles of 20 + 40 epochs)
+    epochs:int = 30                # passes over the training data (cosine cycles of 10 + 20 epochs)
     batch_size:int = 32            # examples per step
     lr:float = 1e-3                # AdamW peak learning rate
     weight_decay:float = 1e-2      # AdamW weight decay
@@ -542,7 +543,7 @@ class CNNRecognizer(Recognizer):
     "A from-scratch CNN (or CRNN) on log-mel frames behind the common `Recognizer` interface."
     model_type, needs = 'cnn', ('torch', 'safetensors')
     def __init__(self, arch:str='resnet1d',   # a name in `ARCHS`: cnn2d, resnet1d, crnn, lstm, gru, transformer
-                 epochs:int=60,                # epochs per network (cosine cycles of 20 + 40 epochs)
+                 epochs:int=30,                # epochs per network (cosine cycles of 10 + 20 epochs)
                  batch_size:int=32,            # examples per step
                  lr:float=1e-3,                # AdamW peak learning rate
                  weight_decay:float=1e-2,      # AdamW weight decay
@@ -554,7 +555,7 @@ class CNNRecognizer(Recognizer):
                  clip:float=5.0,               # gradient norm clipping
                  features:dict|None=None,      # feature settings (default FEATURES)
                  arch_params:dict|None=None,   # architecture settings, e.g. dict(channels=(32, 64, 128))
-                 n_models:int=1,               # ensemble size (networks trained with seeds seed, seed+1, ...)
+                 n_models:int=3,               # ensemble size (networks trained with seeds seed, seed+1, ...)
                  tta:int=1,                    # crops averaged at prediction time (1: the centre crop only)
                  val_speakers:list|None=None,  # validation speakers (default: chosen from the training speakers)
                  val_fraction:float=0.15,      # share of training speakers held out when val_speakers is None
@@ -565,6 +566,8 @@ class CNNRecognizer(Recognizer):
                  n_jobs:int=-1,                # workers for feature extraction
                  progress:bool=False,          # print training progress, one line per epoch
                  adapt:str|None=None,          # 'speaker': speaker-adaptive input (band means per speaker); None: off
+                 speeds:Sequence[float]|None=(0.9, 1.1), # speed factors of extra training copies, each a new
+                                               # speaker (tempo and pitch 10 % down and up); None or (): none
                 ):
         super().__init__(emotions=emotions, balance=balance, seed=seed, n_jobs=n_jobs, progress=progress)
         self.adapt = None if adapt == 'none' else adapt
@@ -576,6 +579,7 @@ class CNNRecognizer(Recognizer):
         self.n_models, self.tta, self.device = n_models, tta, device
         self.val_speakers = None if val_speakers is None else [str(s) for s in val_speakers]
         self.val_fraction = val_fraction
+        self.speeds = [float(f) for f in (speeds or ())]
         self._check_settings()
         self.networks: list[nn.Module] = []      # the trained networks of the ensemble
         self.val_speakers_: list[str]|None = None # the validation speakers `fit` used
@@ -605,6 +609,8 @@ def _check_settings(self:CNNRecognizer):
         raise SettingError(None, f"val_fraction must be between 0 and 1, not {self.val_fraction}")
     if self.adapt not in (None, 'speaker'):
         raise SettingError(None, f"adapt must be 'speaker' or None, not {self.adapt!r}")
+    if any(not 0.5 <= f <= 2 or f == 1 for f in self.speeds):
+        raise SettingError(None, f"speeds must be factors between 0.5 and 2 other than 1, not {self.speeds}")
     if self.features['kind'] not in ('logmel', 'mfcc'):
         raise SettingError(None, f"features kind must be 'logmel' or 'mfcc', not {self.features['kind']!r}")
 
@@ -648,6 +654,19 @@ def _crop(self:CNNRecognizer) -> int|None:
     "Frames of a training crop (None: whole clips)."
     return int(self.features['crop'] * FPS) if self.features.get('crop') else None
 
+# %% ../nbs/03_cnn.ipynb #87b6812f
+@patch
+def _speed_copies(self:CNNRecognizer, df:pd.DataFrame, # the training clips (labels settled)
+                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    "(frames, label indices, speaker ids '<speaker>x<factor>') of the speed-perturbed copies, one triple a factor."
+    out = []
+    for f in self.speeds:
+        Xf, idx = cached_frames(df, self.features | {'speed': f}, n_jobs=self.n_jobs, progress=self.progress)
+        d = df.loc[idx]
+        y = d['emotion'].map({e: i for i, e in enumerate(self.labels)}).to_numpy()
+        out.append((Xf, y, np.array([f"{s}x{f:g}" for s in speaker_groups(d)], dtype=object)))
+    return out
+
 # %% ../nbs/03_cnn.ipynb #617669d1
 @patch
 def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
@@ -657,9 +676,13 @@ def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
     df = self.settle_labels(df.loc[idx])                # a class whose every clip is unreadable is dropped, or an error
     y = df['emotion'].map({e: i for i, e in enumerate(self.labels)}).to_numpy()
     va, crop = self._validation_mask(df), self._crop()
+    spk, real = speaker_groups(df), np.ones(len(df), bool)
+    for Xf, yf, sf in self._speed_copies(df[~va]):      # training copies only: validation stays real voices
+        X, y, spk = np.concatenate([X, Xf]), np.r_[y, yf], np.r_[spk, sf]
+        va, real = np.r_[va, np.zeros(len(yf), bool)], np.r_[real, np.zeros(len(yf), bool)]
     if self.adapt:                                      # every speaker (validation too) shifted by their own band means
-        spk = speaker_groups(df); B = speaker_band_means(clip_band_means(X), spk)
-        self.band_mean_ = np.mean([B[spk == s][0] for s in set(spk[~va])], axis=0)    # the average training speaker
+        B = speaker_band_means(clip_band_means(X), spk)
+        self.band_mean_ = np.mean([B[spk == s][0] for s in set(spk[~va & real])], axis=0)  # the average real speaker
         X = X - B[:, None, :, None].astype(X.dtype)
     val = (crop_frames(X[va], crop) if crop else X[va], y[va])      # validate on centre crops: the training length
     device = self.device or default_device(); self.networks, hists = [], []

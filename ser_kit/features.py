@@ -695,10 +695,13 @@ def frame_features(y:np.ndarray,         # 1-D float32 clip
                    deltas_:bool=True,    # add delta and delta-delta channels
                    seconds:float|None=None, # pad/crop the clip (centre) to this many seconds first
                    trim_db:float|None=None, # first cut leading/trailing silence this many dB below the loudest frame
+                   speed:float|None=None,   # first play the clip this many times faster (tempo and pitch together)
                   ) -> np.ndarray:
     "Frame-level features of one clip, float32 [C, F, T]: C = 3 with deltas (static, delta, delta-delta) else 1."
     if kind not in ('logmel', 'mfcc'): raise SettingError(None, f"kind must be 'logmel' or 'mfcc', not {kind!r}")
+    if speed is not None and not 0.5 <= speed <= 2: raise SettingError(None, f"speed must be 0.5-2, not {speed!r}")
     y = np.asarray(y, np.float32)
+    if speed and speed != 1: sr = sr * speed        # read at `sr * speed`, resampled to SR: `speed` times faster
     if sr != SR: y = soxr.resample(y, sr, SR).astype(np.float32)
     if trim_db: y = trim_silence(y, SR, trim_db)
     if seconds is not None: y = pad_crop(y, int(round(seconds*SR)))
@@ -1227,10 +1230,12 @@ def extract_frames(data,                   # manifest DataFrame (needs 'path'), 
                    n_mels:int=64,          # mel bands
                    n_mfcc:int=40,          # MFCCs (kind='mfcc')
                    trim_db:float|None=None, # cut leading/trailing silence first (see `frame_features`)
+                   speed:float|None=None,   # speed-perturbed copies: each clip played this many times faster
                   ) -> tuple[np.ndarray, pd.Index]:
     "Fixed-size frame features for deep models: (float32 array [N, C, F, T], manifest index of the N readable files)."
     params = dict(kind=kind, n_mels=n_mels, n_mfcc=n_mfcc, deltas_=deltas, seconds=seconds)
     if trim_db: params['trim_db'] = trim_db                             # (absent when off: older cache keys stay valid)
+    if speed and speed != 1: params['speed'] = float(speed)
     # one tiny clip checks the settings before any file is read, and gives the shape of every array
     shape = frame_features(np.zeros(SR//10, np.float32), **params).shape[:2] + (int(round(seconds*SR))//HOP + 1,)
     man = _as_manifest(data); keys, bad = _file_keys(list(man['path']))

@@ -117,7 +117,8 @@ MISTAKES = {  # name: (arguments, with {data} the demo corpus and {tmp} a tempor
                       ["adapt must be 'speaker' or None"]),
     'speeds without adaptation': (['train', '{data}', '--adapt', 'none', '--speeds', '0.9', '-o', '{tmp}/m.skops'],
                                   ['need a speaker-adaptive model']),
-    'speeds for cnn': (['train', '{data}', '--model', 'cnn', '--speeds', '0.9', '-o', '{tmp}/m'], ['speeds: not a']),
+    'speed 1 for cnn': (['train', '{data}', '--model', 'cnn', '--speeds', '1', '-o', '{tmp}/m'],
+                        ['speeds must be factors between 0.5 and 2 other than 1']),
     'unknown adapt method': (['train', '{data}', '--adapt', 'magic', '-o', '{tmp}/m.skops'], ['adapt must be one of']),
 }
 

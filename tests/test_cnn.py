@@ -50,9 +50,10 @@ def test_settings_are_checked_in_the_constructor():
 def test_defaults_and_settings():
     rec = CNNRecognizer()
     s = rec.settings()
-    assert (s['n_jobs'], s['progress'], s['val_fraction'], s['epochs']) == (-1, False, 0.15, 60)
+    assert (s['n_jobs'], s['progress'], s['val_fraction'], s['epochs']) == (-1, False, 0.15, 30)
+    assert (s['n_models'], s['speeds']) == (3, [0.9, 1.1])           # an ensemble of short runs, speed-perturbed voices
     assert s['augment'] == json.loads(json.dumps(AUGMENT))
-    assert rec.train_settings() == CNNSettings(augment=rec.augment) and rec.train_settings().epochs == 60
+    assert rec.train_settings() == CNNSettings(augment=rec.augment) and rec.train_settings().epochs == 30
 
 
 def test_overfits_tiny_batch():
@@ -424,3 +425,31 @@ def test_mfcc_input_gets_no_db_augmentation(tiny_corpus, monkeypatch):
     CNNRecognizer(epochs=1, batch_size=8, arch_params=SMALL, features=dict(FEAT, kind='mfcc', n_mfcc=20), n_jobs=1,
                   val_speakers=['03']).fit(tiny_corpus)
     assert seen and not set(seen[0]) & {'gain', 'noise', 'pitch'} and seen[0]['specaug']
+
+
+# ---- speed-perturbed training speakers ------------------------------------------------------------------------------
+def test_speed_copies_are_new_speakers_and_validation_stays_real(tiny_corpus, tmp_path, monkeypatch):
+    "Each training clip comes back once per factor as '<speaker>x<factor>'; no copy of a validation speaker is trained."
+    rec = CNNRecognizer(arch='resnet1d', epochs=1, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1,
+                        val_speakers=['03'], augment={}, adapt='speaker', speeds=(0.9, 1.1))
+    seen = {}
+    real_train = ser_kit.cnn.train_model
+    def spy(net, train_ds, val, *a, **k):
+        seen['train'], seen['val'] = len(train_ds), len(val[1])
+        return real_train(net, train_ds, val, *a, **k)
+    monkeypatch.setattr(ser_kit.cnn, 'train_model', spy)
+    rec.fit(tiny_corpus)
+    n_val = int((tiny_corpus.speaker.astype(str) == '03').sum()); n_tr = len(tiny_corpus) - n_val
+    assert seen == dict(train=3 * n_tr, val=n_val)
+    tr = tiny_corpus[tiny_corpus.speaker.astype(str) != '03']
+    copies = rec._speed_copies(tr)
+    assert [len(y) for _, y, _ in copies] == [n_tr, n_tr] and copies[0][2][0] == f"{tr.speaker.iloc[0]}x0.9"
+    X0 = cached_frames(tr[:1], FEAT)[0]; X1 = copies[1][0][:1]       # the same clip, as heard and 10 % faster
+    assert X0.shape == X1.shape and not np.allclose(X0, X1)
+    back = CNNRecognizer.load(rec.save(tmp_path / 'm'))
+    assert back.speeds == [0.9, 1.1] and back.settings()['speeds'] == [0.9, 1.1]
+
+
+def test_speed_factors_are_checked():
+    for bad in ((1.0,), (0.3,), (0.9, 2.5)):
+        with pytest.raises(SettingError, match='speeds'): CNNRecognizer(speeds=bad)
