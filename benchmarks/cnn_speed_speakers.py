@@ -9,7 +9,7 @@ voice; the test actors are used for nothing but the score, their clips grouped b
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
-        [--tta 1] [--adapt speaker|none] [--threads 2] [--out FILE]
+        [--tta 1] [--adapt speaker|none] [--fusion] [--protocol four|emobox] [--threads 2] [--out FILE]
 """
 import argparse, json, os, platform, sys, time, warnings
 from pathlib import Path
@@ -17,7 +17,7 @@ import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).parent))
 from adaptation import four_actor_folds
 from cnn_adapt_cv import scored
-from ser_kit.data import load_corpus
+from ser_kit.data import load_corpus, emobox_folds
 from ser_kit.models import versions
 from ser_kit.cnn import CNNRecognizer
 from ser_kit.fusion import FusionRecognizer
@@ -31,14 +31,17 @@ def main():
     ap.add_argument('--patience', type=int, default=None)
     ap.add_argument('--fusion', action='store_true', help='also the fusion with the default classical model')
     ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--folds', type=int, nargs='*', default=[0, 1, 2, 3])
+    ap.add_argument('--folds', type=int, nargs='*', default=None, help='which folds (default: all)')
+    ap.add_argument('--protocol', default='four', choices=['four', 'emobox'],
+                    help="four: actors 01-04, 05-08, ...; emobox: the EmoBox folds that have test actors here")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cnn_speed_speakers.json'))
     a = ap.parse_args(); torch.set_num_threads(a.threads)
     rav = load_corpus(Path(os.environ.get('SER_KIT_DATA', '../shared/data')) / 'ravdess-dev').reset_index(drop=True)
     rows, t0 = [], time.time()
     if True:
-        for k, (tr, te) in enumerate(four_actor_folds(rav)):
-            if k not in a.folds: continue
+        folds = four_actor_folds(rav) if a.protocol == 'four' else emobox_folds(rav)
+        for k, (tr, te) in enumerate(folds):
+            if a.folds is not None and k not in a.folds: continue
             train, test = rav.iloc[tr], rav.iloc[te]; t = time.time()
             cnn = CNNRecognizer(epochs=a.epochs, adapt=a.adapt, speeds=a.speeds, n_models=a.models, tta=a.tta,
                                 patience=a.patience, n_jobs=1).fit(train)
@@ -51,7 +54,8 @@ def main():
                           temperature=fused.temperature_, fusion_extra_minutes=round((time.time() - t) / 60, 1))
             rows.append(r); print(json.dumps(r), flush=True)
     res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips)",
-               protocol='folds of 4 actors; 2 training actors (no copies of them) validate',
+               protocol=('folds of 4 actors' if a.protocol == 'four' else 'the EmoBox RAVDESS folds with test actors '
+                         'among those present') + '; 2 training actors (no copies of them) validate',
                settings=vars(a), date=time.strftime('%Y-%m-%d'),
                uar={m: round(float(np.mean([r[m] for r in rows])), 4)
                     for m in ('cnn', 'classical', 'fusion') if m in rows[0]},
