@@ -662,9 +662,8 @@ def _speed_copies(self:CNNRecognizer, df:pd.DataFrame, # the training clips (lab
     out = []
     for f in self.speeds:
         Xf, idx = cached_frames(df, self.features | {'speed': f}, n_jobs=self.n_jobs, progress=self.progress)
-        d = df.loc[idx]
-        y = d['emotion'].map({e: i for i, e in enumerate(self.labels)}).to_numpy()
-        out.append((Xf, y, np.array([f"{s}x{f:g}" for s in speaker_groups(d)], dtype=object)))
+        d = df.loc[idx]; spk = np.array([f"{s}x{f:g}" for s in speaker_groups(d)], dtype=object)
+        out.append((Xf, self.label_index(d['emotion']), spk))
     return out
 
 # %% ../nbs/03_cnn.ipynb #617669d1
@@ -674,12 +673,14 @@ def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
     df = self.prepare_manifest(manifest).reset_index(drop=True)    # sets labels (and the emotions subset, balancing)
     X, idx = cached_frames(df, self.features, n_jobs=self.n_jobs, progress=self.progress)
     df = self.settle_labels(df.loc[idx])                # a class whose every clip is unreadable is dropped, or an error
-    y = df['emotion'].map({e: i for i, e in enumerate(self.labels)}).to_numpy()
+    y = self.label_index(df['emotion'])
     va, crop = self._validation_mask(df), self._crop()
     spk, real = speaker_groups(df), np.ones(len(df), bool)
-    for Xf, yf, sf in self._speed_copies(df[~va]):      # training copies only: validation stays real voices
-        X, y, spk = np.concatenate([X, Xf]), np.r_[y, yf], np.r_[spk, sf]
-        va, real = np.r_[va, np.zeros(len(yf), bool)], np.r_[real, np.zeros(len(yf), bool)]
+    copies = self._speed_copies(df[~va])                # training copies only: validation stays real voices
+    if copies:
+        n = sum(len(c[1]) for c in copies)
+        X, y, spk = (np.concatenate([a] + [c[i] for c in copies]) for i, a in enumerate((X, y, spk)))
+        va, real = np.r_[va, np.zeros(n, bool)], np.r_[real, np.zeros(n, bool)]
     if self.adapt:                                      # every speaker (validation too) shifted by their own band means
         B = speaker_band_means(clip_band_means(X), spk)
         self.band_mean_ = np.mean([B[spk == s][0] for s in set(spk[~va & real])], axis=0)  # the average real speaker

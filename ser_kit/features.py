@@ -892,11 +892,13 @@ def _fork_results(fn:Callable, items:list, sl:list[slice], ks:Iterable[int], n:i
     "Yield (k, fn(items[sl[k]])) for the chunks `ks`, in any order, from `n` workers forked from this process."
     global _FORKED
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     _FORKED = (fn, items, sl)
-    try:
-        with mp.get_context('fork').Pool(n, initializer=_forked_worker_init) as pool:
-            yield from pool.imap_unordered(_forked_chunk, ks)
-    finally: _FORKED = None
+    ex = ProcessPoolExecutor(n, mp_context=mp.get_context('fork'), initializer=_forked_worker_init)
+    try: yield from (f.result() for f in as_completed([ex.submit(_forked_chunk, k) for k in ks]))
+    finally:
+        _FORKED = None
+        ex.shutdown(wait=False, cancel_futures=True)    # stopped early (an error, Ctrl-C): queued chunks never start
 
 # %% ../nbs/01_features.ipynb #adf5b9eb
 def _chunk_results(fn:Callable, items:list, sl:list[slice], n_jobs:int):

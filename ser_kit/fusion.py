@@ -182,7 +182,7 @@ def tune(self:FusionRecognizer, manifest:pd.DataFrame|str|Path, # labelled clips
     df = load_corpus(manifest); df = df[df['emotion'].isin(self.labels)].reset_index(drop=True)
     clips, keep, _ = decode_clips(list(df['path']))
     if not clips: raise SettingError(None, "no readable clip of the fusion's emotions to tune it on")
-    df = df.iloc[keep]; y = df['emotion'].map({l: i for i, l in enumerate(self.labels)}).to_numpy()
+    df = df.iloc[keep]; y = self.label_index(df['emotion'])
     spk = speaker_groups(df)
     tables = [m.predict_proba_audio(clips, spk) for m in self.members]      # unlabelled use: speakers, no labels
     curve = weight_curve(*tables, y)

@@ -383,6 +383,13 @@ def settle_labels(self:Recognizer, m:pd.DataFrame, # the training rows that coul
     self.class_counts_ = m['emotion'].value_counts().reindex(self.labels).rename('train_files')
     return m
 
+# %% ../nbs/01b_models.ipynb #05e30e72
+@patch
+def label_index(self:Recognizer, emotions:Sequence, # emotion names, each one of `labels`
+               ) -> np.ndarray:
+    "The position of each emotion in `labels`: the class numbers a network trains on."
+    return pd.Series(list(emotions), dtype=object).map({e: i for i, e in enumerate(self.labels)}).to_numpy()
+
 # %% ../nbs/01b_models.ipynb #52020150
 def speaker_ids(speakers:Sequence|None, # a speaker id per item, or None (unknown: every item its own speaker)
                 n:int,                  # number of items

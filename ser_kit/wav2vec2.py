@@ -669,7 +669,7 @@ def fit(self:Wav2Vec2Recognizer, manifest:pd.DataFrame|str|Path, # a corpus mani
     X, ok, bad = load_clips(m.path, self.sr, self.offset, self.duration)
     if len(bad): warnings.warn(f"fit: skipped {len(bad)} bad file(s), e.g. {bad.path[0]}: {bad.error[0]}", stacklevel=2)
     m = self.settle_labels(m.iloc[ok].reset_index(drop=True))  # a class left without a readable clip is dropped
-    y = m.emotion.map({l: i for i, l in enumerate(self.labels)}).to_numpy()
+    y = self.label_index(m.emotion)
     va = self._val_mask(m)
     model = load_backbone(self.checkpoint, labels=self.labels, strict=self.strict)
     self.origin_ = model.ser_kit_origin

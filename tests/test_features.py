@@ -303,3 +303,22 @@ def test_notebook_defined_featureset_runs_in_workers(wavs, cache):
     from ser_kit.data import load_audio
     np.testing.assert_allclose(X13.values[0], np.concatenate([np.atleast_1d(v).ravel() for _, v in
                                cnn1d(load_audio(wavs[0][0], sr=SR), SR, n_mfcc=13)]), rtol=1e-5, atol=1e-5)
+
+
+_CRASH = '''
+import os, sys
+import ser_kit.features as F
+def die(chunk):
+    if os.getpid() != PARENT: os._exit(3)      # a worker that dies mid-chunk, as a crashing decoder would
+    return [0] * len(chunk)
+PARENT = os.getpid()
+try: list(F._fork_results(die, list(range(8)), [slice(0, 4), slice(4, 8)], [0, 1], 2))
+except Exception as e: print(type(e).__name__); sys.exit(0)
+print('no error'); sys.exit(1)
+'''
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='fork: Linux only')
+def test_a_forked_worker_that_dies_is_an_error_not_a_hang():
+    import subprocess
+    r = subprocess.run([sys.executable, '-c', _CRASH], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and 'BrokenProcessPool' in r.stdout, (r.stdout, r.stderr[-2000:])
