@@ -894,8 +894,12 @@ def _fork_results(fn:Callable, items:list, sl:list[slice], ks:Iterable[int], n:i
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     _FORKED = (fn, items, sl)
+    from concurrent.futures.process import BrokenProcessPool
     ex = ProcessPoolExecutor(n, mp_context=mp.get_context('fork'), initializer=_forked_worker_init)
     try: yield from (f.result() for f in as_completed([ex.submit(_forked_chunk, k) for k in ks]))
+    except BrokenProcessPool:
+        raise SerKitError(None, "a worker process died (a crashing audio decoder, or out of memory); "
+                                "run again with -j 1 to find the file") from None
     finally:
         _FORKED = None
         ex.shutdown(wait=False, cancel_futures=True)    # stopped early (an error, Ctrl-C): queued chunks never start
