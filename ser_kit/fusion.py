@@ -115,7 +115,7 @@ def new_member(self:FusionRecognizer, kind:str, # 'classical' or 'cnn'
     "An untrained member with this fusion's settings, made through the model registry."
     common = dict(emotions=self.emotions, balance=self.balance, seed=self.seed, n_jobs=self.n_jobs,
                   progress=self.progress)
-    return make_model(kind, **{**common, **getattr(self, kind)})
+    return make_model(kind, keep_none=True, **{**common, **getattr(self, kind)})   # classical=dict(adapt=None): off
 
 # %% ../nbs/03b_fusion.ipynb #62c7d2f1
 @patch

@@ -527,10 +527,11 @@ def model_class(model:str, # a key of `MODEL_TYPES`
 
 # %% ../nbs/01b_models.ipynb #546f918b
 def make_model(model:str='classical', # a key of `MODEL_TYPES`
-               **kw,                  # settings for its constructor; None values are left out
+               keep_none:bool=False,  # pass a None value on (an explicit setting, e.g. adapt=None: off)
+               **kw,                  # settings for its constructor; None values are left out unless `keep_none`
               ) -> Recognizer:
     "A new, untrained recognizer of the given type."
-    cls = model_class(model); kw = {k: v for k, v in kw.items() if v is not None}
+    cls = model_class(model); kw = kw if keep_none else {k: v for k, v in kw.items() if v is not None}
     params = inspect.signature(cls.__init__).parameters
     open_ended = any(p.kind == p.VAR_KEYWORD for p in params.values())   # a model type that passes settings on
     bad = [] if open_ended else sorted(set(kw) - set(params))
