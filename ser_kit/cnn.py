@@ -218,7 +218,7 @@ class Frontend(nn.Module):
     "Normalise a log-mel spectrogram [B, 1, F, T] (dB) and add delta channels: 3 channels out."
     def __init__(self, n_mels:int=64,      # mel bands F
                  deltas:bool=True,         # add delta and delta-delta channels (3 channels out)
-                 top_db:float=80.0,        # clamp the spectrogram to this many dB below its peak
+                 top_db:float|None=80.0,   # clamp the spectrogram to this many dB below its peak (None: no clamp)
                  time_pool:int=2,          # average this many frames (2: 20 ms steps)
                  norm:str='cmn',           # 'cmn' (each band's clip mean off), 'band' (standardised over training)
                                            # or 'level' (only the clip's level off: for speaker-adapted input)
@@ -232,7 +232,7 @@ class Frontend(nn.Module):
         T = x.shape[-1]; xp = F.pad(x, (2, 2, 0, 0), mode='replicate')  # x: [B, C, F, T]
         return (xp[..., 3:3 + T] - xp[..., 1:1 + T] + 2 * (xp[..., 4:4 + T] - xp[..., :T])) / 10
     def forward(self, x):
-        x = torch.maximum(x, x.amax(dim=(2, 3), keepdim=True) - self.top_db)
+        if self.top_db is not None: x = torch.maximum(x, x.amax(dim=(2, 3), keepdim=True) - self.top_db)
         if self.norm == 'cmn':                                         # per utterance: each band's mean, then the scale
             x = x - x.mean(dim=3, keepdim=True)
             x = x / (x.std(dim=(2, 3), keepdim=True) + 1e-5)
@@ -273,9 +273,10 @@ class CNN2d(nn.Module):
                  channels:tuple=(16, 32, 64, 128),  # output channels of each block
                  dropout:float=0.3,                 # dropout before the classifier
                  norm:str='cmn',                    # `Frontend` normalisation
+                 top_db:float|None=80.0,            # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm)
+        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
         ch = (3,) + tuple(channels)
         self.body = nn.Sequential(*[conv2d_block(a, b, 2) for a, b in zip(ch[:-1], ch[1:])])
         self.pool = AttentiveStatsPool(ch[-1])
@@ -307,9 +308,10 @@ class ResNet1d(nn.Module):
                  channels:tuple=(48, 64, 96),  # channels of each stage (two residual blocks each)
                  dropout:float=0.3,            # dropout before the classifier
                  norm:str='cmn',               # `Frontend` normalisation
+                 top_db:float|None=80.0,       # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm)
+        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
         self.stem = nn.Sequential(nn.Conv1d(3 * n_mels, channels[0], 5, padding=2, bias=False),
                                   nn.BatchNorm1d(channels[0]), nn.ReLU(inplace=True))
         blocks, c = [], channels[0]
@@ -331,9 +333,10 @@ class CRNN(nn.Module):
                  hidden:int=64,            # GRU units per direction
                  dropout:float=0.3,        # dropout before the classifier
                  norm:str='cmn',           # `Frontend` normalisation
+                 top_db:float|None=80.0,   # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm)
+        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
         ch = (3,) + tuple(channels)
         self.conv = nn.Sequential(*[conv2d_block(a, b, 2) for a, b in zip(ch[:-1], ch[1:])])
         f = n_mels // 2 ** len(channels)
@@ -356,9 +359,10 @@ class SeqRNN(nn.Module):
                  layers:int=1,             # stacked recurrent layers
                  dropout:float=0.3,        # dropout before the classifier
                  norm:str='cmn',           # `Frontend` normalisation
+                 top_db:float|None=80.0,   # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm)
+        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
         self.proj = nn.Sequential(nn.Conv1d(3 * n_mels, hidden, 1), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True))
         self.rnn = {'lstm': nn.LSTM, 'gru': nn.GRU}[cell](hidden, hidden, layers, batch_first=True, bidirectional=True)
         self.pool = AttentiveStatsPool(2 * hidden)
@@ -385,9 +389,10 @@ class Transformer(nn.Module):
                  layers:int=2,             # encoder layers
                  dropout:float=0.3,        # dropout before the classifier (0.1 inside the encoder)
                  norm:str='cmn',           # `Frontend` normalisation
+                 top_db:float|None=80.0,   # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm)
+        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
         self.stem = nn.Sequential(nn.Conv1d(3 * n_mels, d, 3, stride=2, padding=1), nn.BatchNorm1d(d), nn.GELU())
         layer = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout=0.1, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
@@ -629,8 +634,9 @@ def _validation_mask(self:CNNRecognizer, df:pd.DataFrame) -> np.ndarray:
 # %% ../nbs/03_cnn.ipynb #51d68205
 @patch
 def _net_params(self:CNNRecognizer) -> dict:
-    "The architecture settings a network is built with (speaker-adaptive input: the front end keeps the band shape)."
-    return ({'norm': 'level'} if self.adapt else {}) | dict(self.arch_params)
+    "The architecture settings a network is built with (speaker-adaptive input keeps the band shape; MFCCs are no dB)."
+    mfcc = {'top_db': None} if self.features['kind'] == 'mfcc' else {}   # a dB floor would flatten the cepstrum
+    return ({'norm': 'level'} if self.adapt else {}) | mfcc | dict(self.arch_params)
 
 # %% ../nbs/03_cnn.ipynb #9fb7d824
 @patch
