@@ -9,7 +9,7 @@ voice; the test actors are used for nothing but the score, their clips grouped b
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
-        [--tta 1] [--adapt speaker|none] [--fusion] [--protocol four|emobox] [--threads 2] [--out FILE]
+        [--tta 1] [--adapt speaker|none] [--kind logmel|mfcc] [--fusion] [--protocol four|emobox] [--threads 2] [--out FILE]
 """
 import argparse, json, os, platform, sys, time, warnings
 from pathlib import Path
@@ -17,10 +17,17 @@ import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).parent))
 from adaptation import four_actor_folds
 from cnn_adapt_cv import scored
+from ser_kit.models import uar
 from ser_kit.data import load_corpus, emobox_folds
 from ser_kit.models import versions
 from ser_kit.cnn import CNNRecognizer
 from ser_kit.fusion import FusionRecognizer
+
+
+def alone(rec, te) -> float:
+    "UAR when no speaker is known: every test clip is predicted on its own (speakers=None)."
+    P, ok, _ = rec.predict_proba_batch(list(te.path)); truth = dict(zip(te.path, te.emotion))
+    return round(uar([truth[p] for p in ok], [rec.labels[i] for i in P.argmax(1)]), 4)
 
 
 def main():
@@ -30,6 +37,7 @@ def main():
     ap.add_argument('--models', type=int, default=1); ap.add_argument('--tta', type=int, default=1)
     ap.add_argument('--patience', type=int, default=None)
     ap.add_argument('--fusion', action='store_true', help='also the fusion with the default classical model')
+    ap.add_argument('--kind', default='logmel', choices=['logmel', 'mfcc'], help='the input: log-mel bands or MFCCs')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--folds', type=int, nargs='*', default=None, help='which folds (default: all)')
     ap.add_argument('--protocol', default='four', choices=['four', 'emobox'],
@@ -44,9 +52,9 @@ def main():
             if a.folds is not None and k not in a.folds: continue
             train, test = rav.iloc[tr], rav.iloc[te]; t = time.time()
             cnn = CNNRecognizer(epochs=a.epochs, adapt=a.adapt, speeds=a.speeds, n_models=a.models, tta=a.tta,
-                                patience=a.patience, n_jobs=1).fit(train)
+                                patience=a.patience, features=dict(kind=a.kind), n_jobs=1).fit(train)
             r = dict(fold=k, test_speakers=sorted(set(test.speaker)), val_speakers=cnn.val_speakers_,
-                     cnn=scored(cnn, test), minutes=round((time.time() - t) / 60, 1),
+                     cnn=scored(cnn, test), minutes=round((time.time() - t) / 60, 1), cnn_alone=alone(cnn, test),
                      best_epochs=[int(h.epoch[h.val_uar.idxmax()]) for h in cnn.network_histories().values()])
             if a.fusion:   # weight and temperature chosen on the CNN's validation actors, classical retrained on all 12
                 t = time.time(); fused = FusionRecognizer(n_jobs=2).fit_with_cnn(cnn, train)
@@ -58,7 +66,7 @@ def main():
                          'among those present') + '; 2 training actors (no copies of them) validate',
                settings=vars(a), date=time.strftime('%Y-%m-%d'),
                uar={m: round(float(np.mean([r[m] for r in rows])), 4)
-                    for m in ('cnn', 'classical', 'fusion') if m in rows[0]},
+                    for m in ('cnn', 'cnn_alone', 'classical', 'fusion') if m in rows[0]},
                folds=rows, seconds=round(time.time() - t0), versions=versions('torch'),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count(), threads=a.threads))
     Path(a.out).write_text(json.dumps(res, indent=1)); print(json.dumps(res, indent=1))
