@@ -1,5 +1,5 @@
 "The per-class classification report (values, report pages) and the provenance of `cross_corpus` results."
-import json
+import json, os
 import numpy as np, pandas as pd
 import pytest
 from sklearn.metrics import classification_report
@@ -103,6 +103,22 @@ def _blobs(n=60, seed=0):
     return X, ['angry'] * (n // 2) + ['sad'] * (n // 2)
 
 
+def test_feature_map_umap_is_called_as_documented(monkeypatch):
+    "project_2d hands umap-learn the standardised features, 2 components, the seed and a neighbourhood that fits."
+    import sys, types
+    from ser_kit.evaluation import project_2d
+    calls = []
+    class FakeUMAP:
+        def __init__(self, **kw): calls.append(kw)
+        def fit_transform(self, Z): return Z[:, :2] * 2
+    monkeypatch.setitem(sys.modules, 'umap', types.SimpleNamespace(UMAP=FakeUMAP))
+    X = _blobs(10)[0]
+    np.testing.assert_array_equal(project_2d(X, 'umap', seed=3), X[:, :2] * 2)
+    assert calls == [dict(n_components=2, n_neighbors=9, random_state=3)]
+
+
+@pytest.mark.skipif(not os.environ.get('SER_KIT_SLOW_TESTS'), reason='slow (umap compiles with numba on first use, '
+                    'about 20 s): set SER_KIT_SLOW_TESTS=1')
 def test_feature_map_umap():
     pytest.importorskip('umap')
     import matplotlib; matplotlib.use('Agg')

@@ -78,7 +78,7 @@ def corpus(demo2, tmp_path):
 @pytest.fixture(scope='module')
 def model(demo2, tmp_path_factory):
     p = tmp_path_factory.mktemp('model') / 'm.skops'
-    r = run('train', demo2, '-o', p, '--estimator', 'logreg', '-j', '1')
+    r = run('train', demo2, '-o', p, '--estimator', 'logreg', '--adapt', 'none', '-j', '1')   # quick: no speed copies
     assert r.returncode == 0, r.stderr
     return p
 
