@@ -9,7 +9,8 @@ voice; the test actors are used for nothing but the score, their clips grouped b
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
-        [--tta 1] [--adapt speaker|none] [--kind logmel|mfcc] [--fusion] [--protocol four|emobox] [--threads 2] [--out FILE]
+        [--tta 1] [--adapt speaker|none] [--kind logmel|mfcc] [--fusion] [--protocol four|emobox] [--threads 2]
+        [--out FILE]
 """
 import argparse, json, os, platform, sys, time, warnings
 from pathlib import Path

@@ -50,7 +50,8 @@ def main():
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cross_corpus_cnn.json'))
     a = ap.parse_args(); torch.set_num_threads(a.threads)
     root = Path(os.environ.get('SER_KIT_DATA', '../shared/data')); t0 = time.time()
-    rav = load_corpus(root / 'ravdess-dev').reset_index(drop=True); emo = load_corpus(root / 'emodb').reset_index(drop=True)
+    rav = load_corpus(root / 'ravdess-dev').reset_index(drop=True)
+    emo = load_corpus(root / 'emodb').reset_index(drop=True)
     res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips), EMO-DB ({len(emo)} clips)", settings=vars(a),
                date=time.strftime('%Y-%m-%d'),
                directions={'emodb->ravdess': direction(emo, rav, a), 'ravdess->emodb': direction(rav, emo, a)},

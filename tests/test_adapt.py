@@ -22,7 +22,7 @@ def test_labels_are_never_read_at_prediction(demo):
     m = demo.reset_index(drop=True); te = np.flatnonzero(m.speaker.isin(sorted(m.speaker.unique())[-2:]))
     tr = np.setdiff1d(np.arange(len(m)), te); shuffled = m.copy()
     shuffled.loc[te, 'emotion'] = np.random.default_rng(0).permutation(m.emotion.to_numpy()[te])
-    adaptive = lambda: EmotionRecognizer(adapt='em', featureset='default', n_jobs=1)   # with its speed-perturbed speakers
+    adaptive = lambda: EmotionRecognizer(adapt='em', featureset='default', n_jobs=1)   # with speed-perturbed speakers
     runs = [cross_validate(adaptive, x, folds=[(tr, te)]) for x in (m, shuffled)]
     a, b = [{p['path']: p['prediction'] for p in r['predictions']} for r in runs]
     assert a == b and len(a) == len(te)
@@ -72,7 +72,7 @@ def test_skew_keeps_every_emotion_present(demo):
 
 def test_adapted_and_unadapted_are_both_reported(demo):
     for a, name in ((None, 'none'), ('em', 'speaker-adaptive (em)')):
-        quick = lambda: EmotionRecognizer(adapt=a, featureset='default', speeds=(), n_jobs=1)   # the report is the point
+        quick = lambda: EmotionRecognizer(adapt=a, featureset='default', speeds=(), n_jobs=1)   # the report counts
         r = cross_validate(quick, demo, folds=2, skew=2)
         assert r['adaptation'] == name and r['skew'] == 2 and r['clips_per_speaker']['max'] <= 20
 
