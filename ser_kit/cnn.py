@@ -5,6 +5,7 @@
 # %% ../nbs/03_cnn.ipynb #f434b266
 from __future__ import annotations
 import os, time, copy, inspect
+from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -20,13 +21,13 @@ from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, u
                             read_description, history_frame, RETRAIN)
 
 # %% auto #0
-__all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'NORMS', 'ARCHS', 'ACTIVE_DB', 'ADAPT_PRIOR', 'default_device',
-           'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames',
-           'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
-           'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d',
-           'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
-           'predict_logits', 'validation_scores', 'train_one_epoch', 'train_model', 'CNNRecognizer', 'clip_band_means',
-           'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
+__all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'ACTIVE_DB', 'ADAPT_PRIOR',
+           'default_device', 'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames',
+           'crop_frames', 'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch',
+           'aug_specaug', 'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d',
+           'ResBlock1d', 'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params',
+           'CNNSettings', 'cpu_threads', 'predict_logits', 'validation_scores', 'train_one_epoch', 'train_model',
+           'CNNRecognizer', 'clip_band_means', 'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
 
 # %% ../nbs/03_cnn.ipynb #edc69528
 def default_device() -> str:
@@ -454,6 +455,18 @@ class CNNSettings:
         if not 0 <= self.label_smoothing < 1:
             raise SettingError(None, f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
 
+# %% ../nbs/03_cnn.ipynb #f3e1a0c3
+FEW_CLIPS = 8  # a forward pass of at most this many clips runs on one CPU thread
+
+@contextmanager
+def cpu_threads(n:int|None, # torch CPU threads inside the block (None: leave the setting alone)
+               ):
+    "Run torch on `n` CPU threads inside a `with` block, then restore the previous number."
+    old = torch.get_num_threads()
+    if n: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
+
 # %% ../nbs/03_cnn.ipynb #800bd348
 @torch.no_grad()
 def predict_logits(model:nn.Module,           # a trained model
@@ -464,9 +477,10 @@ def predict_logits(model:nn.Module,           # a trained model
     "Logits [N, n_classes] in evaluation mode (float32 numpy)."
     device = device or next(model.parameters()).device.type
     model.eval(); out = []
-    for i in range(0, len(X), batch_size):
-        xb = torch.as_tensor(np.asarray(X[i:i + batch_size], dtype=np.float32)).to(device)
-        with autocast(device): out.append(model(xb).float().cpu())
+    with cpu_threads(1 if device == 'cpu' and len(X) <= FEW_CLIPS else None):   # one clip: one thread is faster
+        for i in range(0, len(X), batch_size):
+            xb = torch.as_tensor(np.asarray(X[i:i + batch_size], dtype=np.float32)).to(device)
+            with autocast(device): out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 # %% ../nbs/03_cnn.ipynb #6f177f13
