@@ -178,6 +178,16 @@ def audio_duration(audio) -> float:
     return float(d) if d is not None else float('nan')
 
 
+def read_saved(f: Path, timeout=30):
+    "`saved_outputs` once the file parses: on a busy machine a save can be caught half-written."
+    t0 = time.time()
+    while True:
+        try: return saved_outputs(f)
+        except json.JSONDecodeError:
+            if time.time() - t0 > timeout: raise
+            time.sleep(0.5)
+
+
 def wait_until(fn, timeout=60, every=0.5):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -380,7 +390,7 @@ def run_lesson(ctx, base: str, token: str, work: Path, name: str, wav: Path, ker
         panel.locator('.jp-Notebook').first.click(position=dict(x=5, y=5)); page.keyboard.press('Escape')
         page.keyboard.press('Control+s')
         if not wait_until(lambda: f.stat().st_mtime != mtime, 60): res['problems'].append('could not save the notebook to read its outputs')
-        n, ran, errors = saved_outputs(f)
+        n, ran, errors = read_saved(f)
         res.update(code_cells=n, ran=ran, dom_errors=panel.locator(ERROR_SEL).count())
         log(f'{name}: Run All {res["run_all_s"]:.0f} s, {ran}/{n} code cells ran ({n_code} in the page), '
             f'{len(errors)} error output(s)')
