@@ -893,9 +893,9 @@ def bench_embeddings(config:str='base', # 'tiny', 'base' (random weights, wav2ve
                     ) -> dict:
     "Frozen-embedding throughput in clips per second (after one warm-up pass)."
     import torch
+    from ser_kit.cnn import cpu_threads
     dev = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    old = torch.get_num_threads(); torch.set_num_threads(threads)
-    try:
+    with cpu_threads(threads):
         model = _bench_model(config, 'embed').to(dev)
         X = np.random.default_rng(0).standard_normal((n_clips, int(16000 * seconds))).astype(np.float32) * 0.1
         embed_batch(model, X[:1], 1)
@@ -903,7 +903,6 @@ def bench_embeddings(config:str='base', # 'tiny', 'base' (random weights, wav2ve
         t, c = time.perf_counter(), time.process_time(); embed_batch(model, X, batch_size)
         if dev == 'cuda': torch.cuda.synchronize()
         dt, cpu = time.perf_counter() - t, time.process_time() - c
-    finally: torch.set_num_threads(old)
     r = dict(config=str(config), device=dev, threads=threads, n_clips=n_clips, seconds_per_clip=seconds,
              batch_size=batch_size, wall_s=dt, cpu_s=cpu, clips_per_s=n_clips / dt, clips_per_cpu_s=n_clips / cpu)
     print(f"embeddings ({config}, {dev}, {threads} threads): {r['clips_per_s']:.2f} clips/s of {seconds} s "
@@ -920,8 +919,8 @@ def bench_train_step(config:str='base', # 'tiny', 'base' or a checkpoint
                     ) -> dict:
     "Seconds per fine-tuning step (forward, backward, AdamW update) and the extrapolated seconds per epoch."
     import torch
-    old = torch.get_num_threads(); torch.set_num_threads(threads)
-    try:
+    from ser_kit.cnn import cpu_threads
+    with cpu_threads(threads):
         acc = make_accelerator(mixed_precision)
         model = _bench_model(config, 'classify'); model.freeze_feature_encoder(); model.train()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.01)
@@ -936,7 +935,6 @@ def bench_train_step(config:str='base', # 'tiny', 'base' or a checkpoint
         for _ in range(steps): step()
         if torch.cuda.is_available(): torch.cuda.synchronize()
         dt, cpu = (time.perf_counter() - t) / steps, (time.process_time() - c) / steps
-    finally: torch.set_num_threads(old)
     r = dict(config=str(config), device=str(acc.device), threads=threads, batch_size=batch_size, seconds=seconds,
              s_per_step=dt, cpu_s_per_step=cpu, n_train=n_train,
              extrapolated_s_per_epoch=dt * int(np.ceil(n_train / batch_size)))
