@@ -20,8 +20,9 @@ from ser_kit.cnn import CNNRecognizer
 from ser_kit.fusion import FusionRecognizer
 
 
-def scored(rec, te) -> float:
-    P, ok, _ = rec.predict_proba_batch(list(te.path), list(te.speaker))
+def scored(rec, te, by_speaker: bool = True) -> float:
+    "UAR of `rec` on the clips of `te`, grouped by their speaker (unlabelled), or each clip alone (no speaker known)."
+    P, ok, _ = rec.predict_proba_batch(list(te.path), list(te.speaker) if by_speaker else None)
     truth = dict(zip(te.path, te.emotion))
     return round(uar([truth[p] for p in ok], [rec.labels[i] for i in P.argmax(1)]), 4)
 

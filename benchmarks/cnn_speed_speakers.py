@@ -18,17 +18,10 @@ import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).parent))
 from adaptation import four_actor_folds
 from cnn_adapt_cv import scored
-from ser_kit.models import uar
 from ser_kit.data import load_corpus, emobox_folds
 from ser_kit.models import versions
 from ser_kit.cnn import CNNRecognizer
 from ser_kit.fusion import FusionRecognizer
-
-
-def alone(rec, te) -> float:
-    "UAR when no speaker is known: every test clip is predicted on its own (speakers=None)."
-    P, ok, _ = rec.predict_proba_batch(list(te.path)); truth = dict(zip(te.path, te.emotion))
-    return round(uar([truth[p] for p in ok], [rec.labels[i] for i in P.argmax(1)]), 4)
 
 
 def main():
@@ -55,7 +48,7 @@ def main():
             cnn = CNNRecognizer(epochs=a.epochs, adapt=a.adapt, speeds=a.speeds, n_models=a.models, tta=a.tta,
                                 patience=a.patience, features=dict(kind=a.kind), n_jobs=1).fit(train)
             r = dict(fold=k, test_speakers=sorted(set(test.speaker)), val_speakers=cnn.val_speakers_,
-                     cnn=scored(cnn, test), minutes=round((time.time() - t) / 60, 1), cnn_alone=alone(cnn, test),
+                     cnn=scored(cnn, test), minutes=round((time.time() - t) / 60, 1), cnn_alone=scored(cnn, test, by_speaker=False),
                      best_epochs=[int(h.epoch[h.val_uar.idxmax()]) for h in cnn.network_histories().values()])
             if a.fusion:   # weight and temperature chosen on the CNN's validation actors, classical retrained on all 12
                 t = time.time(); fused = FusionRecognizer(n_jobs=2).fit_with_cnn(cnn, train)
