@@ -104,7 +104,7 @@ def _blobs(n=60, seed=0):
 
 
 def test_feature_map_umap_is_called_as_documented(monkeypatch):
-    "project_2d hands umap-learn the standardised features, 2 components, the seed and a neighbourhood that fits."
+    "project_2d asks umap-learn for 2 components, the seed and a neighbourhood that fits, and returns its projection."
     import sys, types
     from ser_kit.evaluation import project_2d
     calls = []
