@@ -9,10 +9,10 @@ voice; the test actors are used for nothing but the score, their clips grouped b
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
-        [--tta 1] [--adapt speaker|none] [--kind logmel|mfcc] [--fusion] [--protocol four|emobox] [--threads 2]
+        [--tta 1] [--adapt z|em|speaker|none] [--kind logmel|mfcc] [--fusion] [--protocol four|emobox] [--threads 2]
         [--out FILE]
 """
-import argparse, json, os, platform, sys, time, warnings
+import argparse, copy, json, os, platform, sys, time, warnings
 from pathlib import Path
 import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).parent))
@@ -27,7 +27,7 @@ from ser_kit.fusion import FusionRecognizer
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--speeds', type=float, nargs='*', default=[0.9, 1.1])
-    ap.add_argument('--epochs', type=int, default=30); ap.add_argument('--adapt', default='speaker')
+    ap.add_argument('--epochs', type=int, default=30); ap.add_argument('--adapt', default='z')
     ap.add_argument('--models', type=int, default=1); ap.add_argument('--tta', type=int, default=1)
     ap.add_argument('--patience', type=int, default=None)
     ap.add_argument('--fusion', action='store_true', help='also the fusion with the default classical model')
@@ -50,6 +50,8 @@ def main():
             r = dict(fold=k, test_speakers=sorted(set(test.speaker)), val_speakers=cnn.val_speakers_,
                      cnn=scored(cnn, test), minutes=round((time.time() - t) / 60, 1), cnn_alone=scored(cnn, test, by_speaker=False),
                      best_epochs=[int(h.epoch[h.val_uar.idxmax()]) for h in cnn.network_histories().values()])
+            if cnn.adapt in ('z', 'em'):   # the same networks, their own softmax averaged (adapt=None)
+                plain = copy.copy(cnn); plain.adapt = None; r['cnn_unadapted'] = scored(plain, test)
             if a.fusion:   # weight and temperature chosen on the CNN's validation actors, classical retrained on all 12
                 t = time.time(); fused = FusionRecognizer(n_jobs=2).fit_with_cnn(cnn, train)
                 r |= dict(classical=scored(fused.members[0], test), fusion=scored(fused, test), weight=fused.weight_,
@@ -60,7 +62,7 @@ def main():
                          'among those present') + '; 2 training actors (no copies of them) validate',
                settings=vars(a), date=time.strftime('%Y-%m-%d'),
                uar={m: round(float(np.mean([r[m] for r in rows])), 4)
-                    for m in ('cnn', 'cnn_alone', 'classical', 'fusion') if m in rows[0]},
+                    for m in ('cnn', 'cnn_alone', 'cnn_unadapted', 'classical', 'fusion') if m in rows[0]},
                folds=rows, seconds=round(time.time() - t0), versions=versions('torch'),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count(), threads=a.threads))
     Path(a.out).write_text(json.dumps(res, indent=1)); print(json.dumps(res, indent=1))

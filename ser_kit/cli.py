@@ -304,7 +304,7 @@ def _add_model_options(p):
     p.add_argument('--arch', help='cnn: resnet1d (default), cnn2d, crnn, lstm, gru or transformer')
     p.add_argument('--batch-size', dest='batch_size', type=int, help='cnn / wav2vec2: batch size')
     p.add_argument('--lr', type=float, help='cnn / wav2vec2: learning rate')
-    p.add_argument('--adapt', help="speaker adaptation: em, z or none (classical), speaker or none (cnn); "
+    p.add_argument('--adapt', help="speaker adaptation: em, z or none (classical), z, em, speaker or none (cnn); "
                                    "default: the model type's")
     p.add_argument('--speeds', type=_speeds, help='classical / cnn: speed factors of extra training speakers, e.g. '
                                                   "0.9,1.1, or none (default: the model type's)")

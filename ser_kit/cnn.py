@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_cnn.ipynb #f434b266
 from __future__ import annotations
-import os, time, copy, inspect
+import os, time, copy, inspect, warnings
 from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass, fields, replace
@@ -15,19 +15,21 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from safetensors.torch import save_file, load as load_safetensors
 from .data import SettingError, speaker_groups
+from .adapt import SpeakerNorm, norm_from_dict
 from .features import frame_features, extract_frames
 from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, uar, versions,
                             choose_val_speakers, sha256_file, atomic_folder, model_description, write_description,
                             read_description, history_frame, RETRAIN)
 
 # %% auto #0
-__all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'ACTIVE_DB', 'ADAPT_PRIOR',
-           'default_device', 'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames',
-           'crop_frames', 'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch',
-           'aug_specaug', 'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d',
-           'ResBlock1d', 'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params',
-           'CNNSettings', 'cpu_threads', 'predict_logits', 'validation_scores', 'train_one_epoch', 'train_model',
-           'CNNRecognizer', 'clip_band_means', 'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
+__all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'EMBED_ADAPT', 'CNN_ADAPT',
+           'HEAD_C', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device', 'amp_dtype', 'autocast',
+           'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames', 'FrameDataset', 'augment_for',
+           'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug', 'augment_batch', 'mixup',
+           'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d', 'ResNet1d', 'CRNN', 'SeqRNN',
+           'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings', 'cpu_threads', 'predict_logits',
+           'validation_scores', 'train_one_epoch', 'train_model', 'CNNRecognizer', 'pooled_embeddings',
+           'clip_band_means', 'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
 
 # %% ../nbs/03_cnn.ipynb #edc69528
 def default_device() -> str:
@@ -558,6 +560,9 @@ def train_model(model:nn.Module,              # the network (moved to `device`)
     return history_frame(hist)
 
 # %% ../nbs/03_cnn.ipynb #d95e40d6
+EMBED_ADAPT = ('z', 'em')               # adapt: a classifier on the networks' vectors, normalised per speaker
+CNN_ADAPT = EMBED_ADAPT + ('speaker',)  # ... or 'speaker': the input's band means per speaker
+
 class CNNRecognizer(Recognizer):
     "A from-scratch CNN (or CRNN) on log-mel frames behind the common `Recognizer` interface."
     model_type, needs = 'cnn', ('torch', 'safetensors')
@@ -584,13 +589,18 @@ class CNNRecognizer(Recognizer):
                  device:str|None=None,         # 'cuda'/'cpu'; default: GPU when present
                  n_jobs:int=-1,                # workers for feature extraction
                  progress:bool=False,          # print training progress, one line per epoch
-                 adapt:str|None=None,          # 'speaker': speaker-adaptive input (band means per speaker); None: off
+                 adapt:str|None='z',           # 'z'/'em': a classifier on the networks' vectors normalised per
+                                               # speaker (SpeakerNorm); 'speaker': band means of the input per
+                                               # speaker; None: the networks' own softmax, no adaptation
                  speeds:Sequence[float]|None=(0.9, 1.1), # speed factors of extra training copies, each a new
                                                # speaker (tempo and pitch 10 % down and up); None or (): none
                 ):
         super().__init__(emotions=emotions, balance=balance, seed=seed, n_jobs=n_jobs, progress=progress)
         self.adapt = None if adapt == 'none' else adapt
-        self.band_mean_: np.ndarray|None = None   # the average training speaker's band means (adaptive models)
+        self.band_mean_: np.ndarray|None = None   # the average training speaker's band means (adapt='speaker')
+        self.norm_: SpeakerNorm|None = None       # the vectors' speaker normalisation (adapt 'z' or 'em')
+        self.head_: dict|None = None              # the classifier on the normalised vectors (adapt 'z' or 'em')
+        self.head_data_: dict|None = None         # the training clips' vectors: kept in memory, never saved
         train = CNNSettings(epochs, batch_size, lr, weight_decay, label_smoothing, patience, augment, t0, clip)
         for f in fields(CNNSettings): setattr(self, f.name, _plain(getattr(train, f.name)))   # checked, filled in
         self.arch, self.arch_params = arch, _plain(arch_params or {})
@@ -626,8 +636,8 @@ def _check_settings(self:CNNRecognizer):
         if getattr(self, name) < 1: raise SettingError(None, f"{name} must be at least 1, not {getattr(self, name)}")
     if not 0 < self.val_fraction < 1:
         raise SettingError(None, f"val_fraction must be between 0 and 1, not {self.val_fraction}")
-    if self.adapt not in (None, 'speaker'):
-        raise SettingError(None, f"adapt must be 'speaker' or None, not {self.adapt!r}")
+    if self.adapt not in (None,) + CNN_ADAPT:
+        raise SettingError(None, f"adapt must be one of {', '.join(CNN_ADAPT)} or None, not {self.adapt!r}")
     if any(not 0.5 <= f <= 2 or f == 1 for f in self.speeds):
         raise SettingError(None, f"speeds must be factors between 0.5 and 2 other than 1, not {self.speeds}")
     if self.features['kind'] not in ('logmel', 'mfcc'):
@@ -650,12 +660,13 @@ def _validation_mask(self:CNNRecognizer, df:pd.DataFrame) -> np.ndarray:
 def _net_params(self:CNNRecognizer) -> dict:
     "The architecture settings a network is built with (speaker-adaptive input keeps the band shape; MFCCs are no dB)."
     mfcc = {'top_db': None} if self.features['kind'] == 'mfcc' else {}   # a dB floor would flatten the cepstrum
-    return ({'norm': 'level'} if self.adapt else {}) | mfcc | dict(self.arch_params)
+    return ({'norm': 'level'} if self.adapt == 'speaker' else {}) | mfcc | dict(self.arch_params)
 
 # %% ../nbs/03_cnn.ipynb #9fb7d824
 @patch
 def adaptation(self:CNNRecognizer) -> str:
     "'none', or how the model adapts to each speaker."
+    if self.adapt in EMBED_ADAPT: return f"speaker-adaptive ({self.adapt}, network vectors)"
     return "speaker-adaptive (band means)" if self.adapt else 'none'
 
 # %% ../nbs/03_cnn.ipynb #fa193d16
@@ -664,7 +675,7 @@ def _adapted_frames(self:CNNRecognizer, X:np.ndarray,   # frames [N, 1, F, T]
                     speakers:Sequence|None=None,         # a speaker id per clip (None: unknown, each its own)
                    ) -> np.ndarray:
     "Frames minus each clip's speaker band means (unchanged when the model does not adapt)."
-    if not self.adapt or not len(X): return X
+    if self.adapt != 'speaker' or not len(X): return X
     B = speaker_band_means(clip_band_means(X), speaker_ids(speakers, len(X)), self.band_mean_)
     return X - B[:, None, :, None].astype(X.dtype)
 
@@ -677,33 +688,118 @@ def _crop(self:CNNRecognizer) -> int|None:
 # %% ../nbs/03_cnn.ipynb #87b6812f
 @patch
 def _speed_copies(self:CNNRecognizer, df:pd.DataFrame, # the training clips (labels settled)
-                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    "(frames, label indices, speaker ids '<speaker>x<factor>') of the speed-perturbed copies, one triple a factor."
+                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    "(frames, label indices, speaker ids '<speaker>x<factor>', the real speakers) of the speed copies, one a factor."
     out = []
     for f in self.speeds:
         Xf, idx = cached_frames(df, self.features | {'speed': f}, n_jobs=self.n_jobs, progress=self.progress)
-        d = df.loc[idx]; spk = np.array([f"{s}x{f:g}" for s in speaker_groups(d)], dtype=object)
-        out.append((Xf, self.label_index(d['emotion']), spk))
+        d = df.loc[idx]; voice = speaker_groups(d)
+        out.append((Xf, self.label_index(d['emotion']), np.array([f"{s}x{f:g}" for s in voice], dtype=object), voice))
     return out
+
+# %% ../nbs/03_cnn.ipynb #6c1319e8
+HEAD_C = 0.1  # inverse strength of the L2 penalty of the classifier on the networks' vectors
+
+@torch.no_grad()
+def pooled_embeddings(model:nn.Module,   # a network of `ARCHS` (its classifier: `model.head`)
+                      X:np.ndarray,      # frames [N, 1, F, T]
+                      batch_size:int=64, # clips per forward pass
+                      device:str|None=None, # where to run (default: where the model is)
+                     ) -> np.ndarray:
+    "What the network's classifier reads: each clip's pooled vector [N, D], in evaluation mode."
+    got = []; hook = model.head.register_forward_hook(lambda m, i, o: got.append(i[0].float().cpu().numpy()))
+    try: predict_logits(model, X, batch_size=batch_size, device=device)
+    finally: hook.remove()
+    return np.concatenate(got) if got else np.zeros((0, model.head[-1].in_features), np.float32)
+
+# %% ../nbs/03_cnn.ipynb #6ad607e4
+@patch
+def _views(self:CNNRecognizer, x:np.ndarray) -> np.ndarray:
+    "`tta` evenly spaced crops of the training length [V, 1, F, crop] (1: the centre crop only)."
+    crop = self._crop()
+    if not crop or crop >= x.shape[-1]: return x[None]
+    if self.tta <= 1: return crop_frames(x, crop)[None]
+    return np.stack([x[..., s:s + crop] for s in np.linspace(0, x.shape[-1] - crop, self.tta).round().astype(int)])
+
+# %% ../nbs/03_cnn.ipynb #32963cf7
+def _softmax(Z:np.ndarray) -> np.ndarray:
+    "Row-wise softmax of scores [N, K]."
+    e = np.exp(Z - Z.max(1, keepdims=True)); return e / e.sum(1, keepdims=True)
+
+@patch
+def _embeddings(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
+               ) -> np.ndarray:
+    "The vectors of every network side by side [N, D x networks], each averaged over the `tta` crops of a clip."
+    V = np.stack([self._views(x) for x in X]); n, v = V.shape[:2]; flat = V.reshape((n * v,) + V.shape[2:])
+    dev = self.device or default_device()
+    return np.concatenate([pooled_embeddings(net.to(dev), flat, device=dev) for net in self.networks], 1).reshape(n, v, -1).mean(1)
+
+# %% ../nbs/03_cnn.ipynb #dfc2bd81
+@patch
+def _fit_head(self:CNNRecognizer, keep:np.ndarray|None=None, # rows of `head_data_` to fit on (None: all)
+             ) -> CNNRecognizer:
+    "Fit the speaker normalisation and the logistic regression on the training clips' vectors (`head_data_`)."
+    from sklearn.linear_model import LogisticRegression
+    d = self.head_data_; keep = np.ones(len(d['y']), bool) if keep is None else np.asarray(keep)
+    E, y, spk = d['E'][keep], d['y'][keep], d['spk'][keep]; emo = np.asarray(self.labels, dtype=object)[y]
+    self.norm_ = SpeakerNorm(self.adapt).fit(E, emo, spk); Z = self.norm_.train_transform(E, emo, spk)
+    mean, scale = Z.mean(0), Z.std(0) + 1e-8
+    clf = LogisticRegression(C=HEAD_C, max_iter=2000).fit((Z - mean) / scale, y)
+    W, b = clf.coef_, clf.intercept_
+    if len(clf.classes_) == 2: W, b = np.r_[-W, W] / 2, np.r_[-b, b] / 2     # two classes: sklearn keeps one row
+    coef, bias = np.zeros((len(self.labels), E.shape[1])), np.full(len(self.labels), -30.0)  # a class not in `keep`
+    coef[clf.classes_], bias[clf.classes_] = W, b
+    self.head_ = dict(mean=mean, scale=scale, coef=coef, intercept=bias)
+    return self
+
+# %% ../nbs/03_cnn.ipynb #729d458d
+@patch
+def _head_proba(self:CNNRecognizer, E:np.ndarray,   # the networks' vectors [N, D x networks]
+                speakers:Sequence|None=None,         # a speaker id per clip (None: unknown, each its own)
+               ) -> np.ndarray:
+    "Class probabilities [N, n_classes]: each speaker's vectors normalised with their own clips (labels never read)."
+    h = self.head_; proba = lambda Z: _softmax(((Z - h['mean']) / h['scale']) @ h['coef'].T + h['intercept'])
+    order = [self.labels.index(c) for c in self.norm_.classes_]          # SpeakerNorm's emotions (sorted)
+    Z = self.norm_.transform(E, speaker_ids(speakers, len(E)), posterior=lambda Z: proba(Z)[:, order])
+    return proba(Z).astype(np.float32)
+
+# %% ../nbs/03_cnn.ipynb #6d02cafd
+@patch
+@contextmanager
+def head_without(self:CNNRecognizer, speakers:Sequence, # speakers whose clips and speed copies the classifier must not use
+                ):
+    "Inside the block the classifier on the vectors is refitted without `speakers`; then the full one is restored."
+    if self.adapt not in EMBED_ADAPT: yield self; return
+    if self.head_data_ is None:                                     # a loaded model keeps no training vectors
+        warnings.warn("the CNN keeps no training vectors (loaded from a file): its classifier has heard every training "
+                      "speaker, so scores on them are optimistic; train it in this session to hold speakers out")
+        yield self; return
+    saved = self.norm_, self.head_
+    try: yield self._fit_head(~np.isin(self.head_data_['voice'], [str(s) for s in speakers]))
+    finally: self.norm_, self.head_ = saved
 
 # %% ../nbs/03_cnn.ipynb #617669d1
 @patch
-def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
-    "Train on `manifest` (path, speaker, emotion), early-stopping on speakers held out of it."
+def _training_arrays(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> tuple:
+    "(frames, label indices, speaker ids, real speakers, validation mask) of the training clips and their speed copies."
     df = self.prepare_manifest(manifest).reset_index(drop=True)    # sets labels (and the emotions subset, balancing)
     X, idx = cached_frames(df, self.features, n_jobs=self.n_jobs, progress=self.progress)
     df = self.settle_labels(df.loc[idx])                # a class whose every clip is unreadable is dropped, or an error
-    y = self.label_index(df['emotion'])
-    va, crop = self._validation_mask(df), self._crop()
-    spk, real = speaker_groups(df), np.ones(len(df), bool)
+    y, va = self.label_index(df['emotion']), self._validation_mask(df)
+    spk = voice = speaker_groups(df)
     copies = self._speed_copies(df[~va])                # training copies only: validation stays real voices
     if copies:
-        n = sum(len(c[1]) for c in copies)
-        X, y, spk = (np.concatenate([a] + [c[i] for c in copies]) for i, a in enumerate((X, y, spk)))
-        va, real = np.r_[va, np.zeros(n, bool)], np.r_[real, np.zeros(n, bool)]
-    if self.adapt:                                      # every speaker (validation too) shifted by their own band means
+        X, y, spk, voice = (np.concatenate([a] + [c[i] for c in copies]) for i, a in enumerate((X, y, spk, voice)))
+        va = np.r_[va, np.zeros(len(y) - len(va), bool)]
+    return X, y, spk, voice, va
+
+@patch
+def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
+    "Train on `manifest` (path, speaker, emotion), early-stopping on speakers held out of it."
+    X, y, spk, voice, va = self._training_arrays(manifest); crop = self._crop()
+    if self.adapt == 'speaker':                         # every speaker (validation too) shifted by their own band means
         B = speaker_band_means(clip_band_means(X), spk)
-        self.band_mean_ = np.mean([B[spk == s][0] for s in set(spk[~va & real])], axis=0)  # the average real speaker
+        self.band_mean_ = np.mean([B[spk == s][0] for s in set(spk[~va & (spk == voice)])], axis=0)  # average real one
         X = X - B[:, None, :, None].astype(X.dtype)
     val = (crop_frames(X[va], crop) if crop else X[va], y[va])      # validate on centre crops: the training length
     device = self.device or default_device(); self.networks, hists = [], []
@@ -717,6 +813,8 @@ def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
         h = train_model(net, train_ds, val, s, self.seed + k, device, self.progress)
         self.networks.append(net.cpu().eval()); hists.append(h.assign(network=k))
     self.history_ = pd.concat(hists, ignore_index=True)
+    if self.adapt in EMBED_ADAPT:                       # the classifier on top: every training clip, validation too
+        self.head_data_ = dict(E=self._embeddings(X), y=y, spk=spk, voice=voice); self._fit_head()
     return self
 
 # %% ../nbs/03_cnn.ipynb #c8e129c8
@@ -727,24 +825,16 @@ def network_histories(self:CNNRecognizer) -> dict[str, pd.DataFrame]:
     h = self.history_ if 'network' in self.history_ else self.history_.assign(network=0)
     return {f'network {k}': g.drop(columns='network').reset_index(drop=True) for k, g in h.groupby('network')}
 
-# %% ../nbs/03_cnn.ipynb #6ad607e4
-@patch
-def _views(self:CNNRecognizer, x:np.ndarray) -> np.ndarray:
-    "`tta` evenly spaced crops of the training length [V, 1, F, crop] (1: the centre crop only)."
-    crop = self._crop()
-    if not crop or crop >= x.shape[-1]: return x[None]
-    if self.tta <= 1: return crop_frames(x, crop)[None]
-    return np.stack([x[..., s:s + crop] for s in np.linspace(0, x.shape[-1] - crop, self.tta).round().astype(int)])
-
 # %% ../nbs/03_cnn.ipynb #062cf327
 @patch
 @torch.no_grad()
 def predict_frames(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
                    speakers:Sequence|None=None,         # a speaker id per clip (None: unknown)
                   ) -> np.ndarray:
-    "Class probabilities [N, n_classes]: softmax averaged over the `tta` crops and the ensemble."
+    "Class probabilities [N, n_classes]: the classifier on the speaker-normalised vectors, or the networks' softmax."
     if not self.networks: raise RuntimeError("the model is not trained: call fit() or load() first")
     if not len(X): return np.zeros((0, len(self.labels)), np.float32)
+    if self.adapt in EMBED_ADAPT: return self._head_proba(self._embeddings(X), speakers)
     X = self._adapted_frames(X, speakers)
     V = np.stack([self._views(x) for x in X]); n, v = V.shape[:2]; flat = V.reshape((n * v,) + V.shape[2:])
     dev = self.device or default_device()                  # the GPU when there is one (the `device` setting)
@@ -789,6 +879,24 @@ def speaker_band_means(M:np.ndarray,               # clip band means [N, F] (`cl
         else: out[g] = (M[g].sum(0) + k * prior) / (n + k)
     return out
 
+# %% ../nbs/03_cnn.ipynb #9ed751d3
+HEAD_ARRAYS = ('mean', 'scale', 'coef', 'intercept')   # the classifier on the vectors, as saved
+
+def _head_json(rec:CNNRecognizer) -> dict|None:
+    "The speaker normalisation and classifier of `rec` as plain lists (None for a model without them)."
+    if rec.head_ is None: return None
+    return dict(norm=rec.norm_.to_dict(), **{k: np.asarray(rec.head_[k]).tolist() for k in HEAD_ARRAYS})
+
+def _head_from(d:dict, n_labels:int) -> tuple:
+    "(SpeakerNorm, classifier arrays) of a saved description, checked: `ValueError` when they do not fit."
+    head = {k: np.asarray(d[k], dtype=float) for k in HEAD_ARRAYS}; D = head['mean'].shape
+    norm = norm_from_dict(d['norm'])
+    if (len(D) != 1 or head['scale'].shape != D or head['coef'].shape != (n_labels,) + D
+            or head['intercept'].shape != (n_labels,) or norm.mu_.shape != D):
+        raise ValueError("the classifier's arrays do not fit the labels or each other")
+    if not all(np.isfinite(a).all() for a in head.values()): raise ValueError("the classifier holds NaN or infinity")
+    return norm, head
+
 # %% ../nbs/03_cnn.ipynb #ddf7b7a0
 def write_checkpoint(folder:str|Path,     # the model folder to (re)place
                      rec:CNNRecognizer,   # a trained recognizer
@@ -802,7 +910,8 @@ def write_checkpoint(folder:str|Path,     # the model folder to (re)place
         save_file(tensors, str(tmp / 'model.safetensors'), metadata={'format': 'pt', 'model_type': 'cnn'})
         desc = model_description(rec, features=rec.features, arch=rec.arch, arch_params=rec.arch_params,
                                  n_models=len(rec.networks), val_speakers=rec.val_speakers_, history=history,
-                                 band_mean=None if rec.band_mean_ is None else np.round(rec.band_mean_, 5).tolist())
+                                 band_mean=None if rec.band_mean_ is None else np.round(rec.band_mean_, 5).tolist(),
+                                 head=_head_json(rec))
         write_description(tmp, desc)
     return Path(folder)
 
@@ -838,7 +947,8 @@ def _recognizer_from(desc:dict, cfile:Path) -> CNNRecognizer:
         counts = desc.get('class_counts') or desc.get('train_files') or {}
         rec.class_counts_ = pd.Series(counts, dtype=float).reindex(rec.labels).rename('train_files')
         rec.history_ = _history(desc)
-        if rec.adapt: rec.band_mean_ = np.asarray(desc['band_mean'], dtype=np.float32).reshape(n_bands(rec.features))
+        if rec.adapt == 'speaker':
+            rec.band_mean_ = np.asarray(desc['band_mean'], dtype=np.float32).reshape(n_bands(rec.features))
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(cfile, f"not a valid CNN model description ({type(e).__name__}: {e})") from None
     rec.val_speakers_ = desc.get('val_speakers') or rec.val_speakers
@@ -880,4 +990,12 @@ def read_checkpoint(folder:str|Path, # a folder written by `write_checkpoint` (o
     except Exception as e:       # safetensors raises its own error types
         raise CheckpointError(wfile, f"not a readable safetensors file ({type(e).__name__}: {e})") from None
     rec.networks = [_read_network(rec, tensors, k, wfile) for k in range(rec.n_models)]
+    if rec.adapt in EMBED_ADAPT:                                     # the classifier on the networks' vectors
+        try: rec.norm_, rec.head_ = _head_from(desc['head'], len(rec.labels))
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(folder / 'ser_kit.json', f"no usable classifier on the vectors ({type(e).__name__}: "
+                                                           f"{e})") from None
+        if rec.head_['mean'].shape[0] != (D := sum(net.head[-1].in_features for net in rec.networks)):
+            raise CheckpointError(folder / 'ser_kit.json', f"the classifier reads {rec.head_['mean'].shape[0]} numbers "
+                                                           f"but the networks give {D}")
     return rec

@@ -5,6 +5,7 @@
 # %% ../nbs/03b_fusion.ipynb #5834f895
 from __future__ import annotations
 import inspect
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 import numpy as np, pandas as pd
@@ -208,7 +209,8 @@ def fit_with_cnn(self:FusionRecognizer, cnn:Recognizer, # a CNN trained on `mani
         raise SettingError(None, f"the CNN's validation speakers {getattr(cnn, 'val_speakers_', None)} must be some, "
                                  "not all, of the training speakers")
     self.members = [self.new_member('classical').fit(df[~is_val]), cnn]     # neither member heard them
-    self.tune(df[is_val])
+    with cnn.head_without(cnn.val_speakers_) if hasattr(cnn, 'head_without') else nullcontext():
+        self.tune(df[is_val])                               # (nor the classifier on the CNN's vectors, lesson 03)
     self.members[0] = self.new_member('classical').fit(df)                   # then all training speakers
     return self
 

@@ -157,17 +157,26 @@ def test_fit_predict_interface(trained, tiny_corpus):
     assert rec.samples_by_class().sum() == len(tiny_corpus)
 
 
-def test_predict_proba_audio_takes_decoded_clips_and_ignores_speakers(trained, tiny_corpus):
+def test_predict_proba_audio_takes_decoded_clips_and_groups_speakers(trained, tiny_corpus):
     from ser_kit.data import load_audio
     rec, _ = trained; paths = list(tiny_corpus.path[:4])
     clips = [load_audio(p, sr=16000) for p in paths]
     P = rec.predict_proba_audio(clips)
     np.testing.assert_allclose(P, rec.predict_proba_batch(paths)[0], atol=1e-6)
-    np.testing.assert_allclose(rec.predict_proba_audio(clips, ['a', 'a', 'b', 'b']), P, atol=1e-6)
-    np.testing.assert_allclose(rec.predict_proba_batch(paths, speakers=['a', 'a', 'b', 'b'])[0], P, atol=1e-6)
-    assert rec.predict_proba_audio([]).shape == (0, 2) and rec.adaptation() == 'none'
+    grouped = rec.predict_proba_audio(clips, ['a', 'a', 'b', 'b'])
+    assert not np.allclose(grouped, P, atol=1e-6)                       # the default adapts to each speaker's clips
+    np.testing.assert_allclose(rec.predict_proba_batch(paths, speakers=['a', 'a', 'b', 'b'])[0], grouped, atol=1e-6)
+    assert rec.predict_proba_audio([]).shape == (0, 2) and rec.adaptation() == 'speaker-adaptive (z, network vectors)'
     t = rec.predict_table(paths, speakers=['a', 'a', 'b', 'b'])
-    assert list(t.speaker_clips) == [2, 2, 2, 2] and t.attrs['adaptation'] == 'none'
+    assert list(t.speaker_clips) == [2, 2, 2, 2] and t.attrs['adaptation'] == rec.adaptation()
+
+
+def test_unadapted_cnn_ignores_speakers(tiny_corpus):
+    rec = CNNRecognizer(arch='resnet1d', epochs=1, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1,
+                        val_speakers=['03'], augment={}, n_models=1, adapt=None).fit(tiny_corpus)
+    paths = list(tiny_corpus.path[:4]); P = rec.predict_proba_batch(paths)[0]
+    np.testing.assert_allclose(rec.predict_proba_batch(paths, speakers=['a', 'a', 'b', 'b'])[0], P, atol=1e-6)
+    assert rec.adaptation() == 'none' and rec.head_ is None and rec.head_data_ is None
 
 
 def test_history_is_one_table_in_the_schema(trained):
@@ -393,8 +402,79 @@ def test_adaptive_cnn_without_band_means_is_refused(adaptive, tmp_path):
 
 
 def test_adapt_setting_is_checked():
-    with pytest.raises(SettingError, match='adapt'): CNNRecognizer(adapt='z')
-    assert CNNRecognizer(adapt='none').adapt is None and CNNRecognizer().adaptation() == 'none'
+    with pytest.raises(SettingError, match='adapt must be one of z, em, speaker or None'): CNNRecognizer(adapt='zz')
+    assert CNNRecognizer(adapt='none').adapt is None and CNNRecognizer(adapt='none').adaptation() == 'none'
+    assert CNNRecognizer().adapt == 'z'                                 # the default: the speaker-normalised classifier
+
+
+# ---- the classifier on speaker-normalised network vectors (the default, adapt='z') ---------------------------------
+def test_head_uses_speakers_never_labels(trained, tiny_corpus):
+    rec, _ = trained; df = tiny_corpus.sample(frac=1, random_state=0).reset_index(drop=True)
+    assert rec.norm_.method == 'z' and rec.head_['coef'].shape == (2, 2 * 2 * SMALL['channels'][-1])  # 2 nets x 2C
+    P1, _, _ = rec.predict_proba_batch(list(df.path), list(df.speaker))
+    shuffled = df.assign(emotion=df.emotion.sample(frac=1, random_state=1).to_numpy())    # labels are never read
+    P2, _, _ = rec.predict_proba_batch(list(shuffled.path), list(shuffled.speaker))
+    np.testing.assert_allclose(P1, P2)
+    P3, _, _ = rec.predict_proba_batch(list(df.path), ['x'] * len(df))                    # other speaker groups
+    assert not np.allclose(P1, P3)
+
+
+def test_head_single_clip_gets_the_average_speaker(trained, tiny_corpus):
+    rec, _ = trained; p = tiny_corpus.path.iloc[0]
+    alone, _, _ = rec.predict_proba_batch([p])                                   # unknown speaker, heard once
+    known, _, _ = rec.predict_proba_batch([p], ['someone'])
+    np.testing.assert_allclose(alone, known)
+    assert np.isfinite(alone).all() and rec.predict([p])[0] in rec.labels
+
+
+def test_head_round_trips(trained, tiny_corpus):
+    rec, folder = trained; back = CNNRecognizer.load(folder)
+    assert back.adapt == 'z' and back.head_data_ is None
+    for k in rec.head_: np.testing.assert_allclose(back.head_[k], rec.head_[k])
+    np.testing.assert_allclose(back.norm_.mu_, rec.norm_.mu_)
+    paths, spk = list(tiny_corpus.path[:8]), list(tiny_corpus.speaker[:8])
+    np.testing.assert_allclose(back.predict_proba_batch(paths, spk)[0], rec.predict_proba_batch(paths, spk)[0],
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize('damage', ['drop head', 'short coef', 'nan scale', 'wrong width'])
+def test_damaged_head_is_refused(trained, tmp_path, damage):
+    _, folder = trained; bad = tmp_path / 'm'; shutil.copytree(folder, bad)
+    d = json.loads((bad / 'ser_kit.json').read_text()); h = d['head']
+    if damage == 'drop head': d.pop('head')
+    elif damage == 'short coef': h['coef'] = h['coef'][:1]
+    elif damage == 'nan scale': h['scale'] = [float('nan')] * len(h['scale'])
+    else:
+        for k in ('mean', 'scale'): h[k] = h[k][:-1]
+        h['coef'] = [r[:-1] for r in h['coef']]
+        for k in ('mu_', 'tau2_', 'sd_', 's2w_'): h['norm'][k] = h['norm'][k][:-1]
+        h['norm']['M_'] = [r[:-1] for r in h['norm']['M_']]
+    (bad / 'ser_kit.json').write_text(json.dumps(d))
+    with pytest.raises(CheckpointError): CNNRecognizer.load(bad)
+
+
+def test_head_without_leaves_speakers_out_then_restores(trained, tiny_corpus, monkeypatch):
+    rec, _ = trained; paths = list(tiny_corpus.path[:6]); before = rec.predict_proba_batch(paths)[0]
+    seen = []; real = CNNRecognizer._fit_head
+    monkeypatch.setattr(CNNRecognizer, '_fit_head', lambda self, keep=None: (seen.append(keep), real(self, keep))[1])
+    voice = rec.head_data_['voice']
+    with rec.head_without(['03']):
+        assert not np.allclose(rec.predict_proba_batch(paths)[0], before)
+    np.testing.assert_array_equal(seen[0], voice != '03'); assert (voice == '03').any()
+    np.testing.assert_allclose(rec.predict_proba_batch(paths)[0], before)             # restored
+
+
+def test_loaded_head_warns_that_it_heard_every_speaker(trained):
+    back = CNNRecognizer.load(trained[1])
+    with pytest.warns(UserWarning, match='keeps no training vectors'):
+        with back.head_without(['03']): pass
+
+
+def test_em_head_trains_and_predicts(tiny_corpus):
+    rec = CNNRecognizer(arch='resnet1d', epochs=1, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1,
+                        val_speakers=['03'], augment={}, n_models=1, adapt='em').fit(tiny_corpus)
+    P, ok, _ = rec.predict_proba_batch(list(tiny_corpus.path), list(tiny_corpus.speaker))
+    assert rec.adaptation() == 'speaker-adaptive (em, network vectors)' and np.allclose(P.sum(1), 1, atol=1e-5)
 
 
 def test_prediction_follows_the_device_setting(trained, tiny_corpus, monkeypatch):
@@ -443,7 +523,8 @@ def test_speed_copies_are_new_speakers_and_validation_stays_real(tiny_corpus, tm
     assert seen == dict(train=3 * n_tr, val=n_val)
     tr = tiny_corpus[tiny_corpus.speaker.astype(str) != '03']
     copies = rec._speed_copies(tr)
-    assert [len(y) for _, y, _ in copies] == [n_tr, n_tr] and copies[0][2][0] == f"{tr.speaker.iloc[0]}x0.9"
+    assert [len(y) for _, y, _, _ in copies] == [n_tr, n_tr] and copies[0][2][0] == f"{tr.speaker.iloc[0]}x0.9"
+    assert copies[0][3][0] == str(tr.speaker.iloc[0])                # each copy's real voice, for the classifier
     X0 = cached_frames(tr[:1], FEAT)[0]; X1 = copies[1][0][:1]       # the same clip, as heard and 10 % faster
     assert X0.shape == X1.shape and not np.allclose(X0, X1)
     back = CNNRecognizer.load(rec.save(tmp_path / 'm'))

@@ -285,3 +285,19 @@ def test_v010_fusion_members_keep_their_checks(tmp_path):
     with pytest.raises(CheckpointError, match='retrain it'): load_model(d)
     d = _copy(FIXTURES / 'fusion', tmp_path, 'b'); _edit(d, labels=['sad', 'angry'])
     with pytest.raises(CheckpointError, match='lists the emotions'): load_model(d)
+
+
+def test_tuning_scores_a_cnn_classifier_that_never_heard_the_validation_speakers(trained, tiny_corpus, monkeypatch):
+    "The CNN's classifier on its vectors is refitted without the validation speakers while the weight is tuned."
+    from ser_kit.cnn import CNNRecognizer
+    cnn = trained[0].members[1]; seen = []
+    real_fit, real_tune = CNNRecognizer._fit_head, FusionRecognizer.tune
+    monkeypatch.setattr(CNNRecognizer, '_fit_head', lambda self, keep=None: (seen.append(('fit', keep)),
+                                                                             real_fit(self, keep))[1])
+    monkeypatch.setattr(FusionRecognizer, 'tune', lambda self, m: (seen.append(('tune', cnn.head_['coef'].copy())),
+                                                                   real_tune(self, m))[1])
+    full = cnn.head_['coef'].copy()
+    FusionRecognizer(n_jobs=1, **CNN).fit_with_cnn(cnn, tiny_corpus)
+    assert [s[0] for s in seen] == ['fit', 'tune'] and cnn.adapt == 'z'
+    np.testing.assert_array_equal(seen[0][1], cnn.head_data_['voice'] != '03')          # validation speaker '03' left out
+    assert not np.allclose(seen[1][1], full) and np.allclose(cnn.head_['coef'], full)   # tuned on that; then restored
