@@ -6,10 +6,14 @@ factor) pair as a new speaker (its own band means for the speaker-adaptive input
 RAVDESS actors 01-16 in folds of four (01-04, 05-08, ...). In each fold the validation actors (the two
 `choose_val_speakers` picks, as for the plain CNN) get no copies, so early stopping never sees a copy of a training
 voice; the test actors are used for nothing but the score, their clips grouped by speaker (unlabelled) for adaptation.
+With `--adapt em` (the default) or `z` the same networks are also scored with the other classifier on top and with none
+(`adapt=None`: their own softmax), each with the test speakers' clips grouped, each clip alone, and with every test
+speaker keeping only 4 or 2 emotions (`skew_rows`, as `ser-kit evaluate --skew`); with `--fusion` the classical model
+and the fusion are scored on the same skewed tests.
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
-        [--tta 1] [--adapt z|em|speaker|none] [--kind logmel|mfcc] [--fusion] [--protocol four|emobox] [--threads 2]
+        [--tta 1] [--adapt em|z|speaker|none] [--kind logmel|mfcc] [--fusion] [--protocol four|emobox] [--threads 2]
         [--out FILE]
 """
 import argparse, copy, json, os, platform, sys, time, warnings
@@ -19,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from adaptation import four_actor_folds
 from cnn_adapt_cv import scored
 from ser_kit.data import load_corpus, emobox_folds
-from ser_kit.models import versions
+from ser_kit.models import versions, skew_rows, ordered_labels
 from ser_kit.cnn import CNNRecognizer
 from ser_kit.fusion import FusionRecognizer
 
@@ -27,7 +31,7 @@ from ser_kit.fusion import FusionRecognizer
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--speeds', type=float, nargs='*', default=[0.9, 1.1])
-    ap.add_argument('--epochs', type=int, default=30); ap.add_argument('--adapt', default='z')
+    ap.add_argument('--epochs', type=int, default=30); ap.add_argument('--adapt', default='em')
     ap.add_argument('--models', type=int, default=1); ap.add_argument('--tta', type=int, default=1)
     ap.add_argument('--patience', type=int, default=None)
     ap.add_argument('--fusion', action='store_true', help='also the fusion with the default classical model')
@@ -40,6 +44,7 @@ def main():
     a = ap.parse_args(); torch.set_num_threads(a.threads)
     rav = load_corpus(Path(os.environ.get('SER_KIT_DATA', '../shared/data')) / 'ravdess-dev').reset_index(drop=True)
     rows, t0 = [], time.time()
+    everyone, labels = sorted(rav.speaker.astype(str).unique()), ordered_labels(rav.emotion)   # for the skewed tests
     if True:
         folds = four_actor_folds(rav) if a.protocol == 'four' else emobox_folds(rav)
         for k, (tr, te) in enumerate(folds):
@@ -50,10 +55,17 @@ def main():
             r = dict(fold=k, test_speakers=sorted(set(test.speaker)), val_speakers=cnn.val_speakers_,
                      cnn=scored(cnn, test), minutes=round((time.time() - t) / 60, 1), cnn_alone=scored(cnn, test, by_speaker=False),
                      best_epochs=[int(h.epoch[h.val_uar.idxmax()]) for h in cnn.network_histories().values()])
-            if cnn.adapt in ('z', 'em'):   # the same networks, their own softmax averaged (adapt=None)
-                plain = copy.copy(cnn); plain.adapt = None; r['cnn_unadapted'] = scored(plain, test)
+            if cnn.adapt in ('z', 'em'):   # the same networks: their own softmax (none), or the other classifier on top
+                for ad in (None, 'z', 'em'):
+                    v = copy.copy(cnn); v.adapt = ad
+                    if ad and ad != cnn.adapt: v._fit_head()
+                    r[f'cnn_{ad}'] = scored(v, test); r[f'cnn_{ad}_alone'] = scored(v, test, by_speaker=False)
+                    for k in (4, 2): r[f'cnn_{ad}_skew{k}'] = scored(v, test[skew_rows(test, labels, k, everyone)])
             if a.fusion:   # weight and temperature chosen on the CNN's validation actors, classical retrained on all 12
                 t = time.time(); fused = FusionRecognizer(n_jobs=2).fit_with_cnn(cnn, train)
+                for k in (4, 2):
+                    ts = test[skew_rows(test, labels, k, everyone)]
+                    r |= {f'classical_skew{k}': scored(fused.members[0], ts), f'fusion_skew{k}': scored(fused, ts)}
                 r |= dict(classical=scored(fused.members[0], test), fusion=scored(fused, test), weight=fused.weight_,
                           temperature=fused.temperature_, fusion_extra_minutes=round((time.time() - t) / 60, 1))
             rows.append(r); print(json.dumps(r), flush=True)
@@ -62,7 +74,7 @@ def main():
                          'among those present') + '; 2 training actors (no copies of them) validate',
                settings=vars(a), date=time.strftime('%Y-%m-%d'),
                uar={m: round(float(np.mean([r[m] for r in rows])), 4)
-                    for m in ('cnn', 'cnn_alone', 'cnn_unadapted', 'classical', 'fusion') if m in rows[0]},
+                    for m in rows[0] if m.startswith(('cnn', 'classical', 'fusion')) and m != 'fusion_extra_minutes'},
                folds=rows, seconds=round(time.time() - t0), versions=versions('torch'),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count(), threads=a.threads))
     Path(a.out).write_text(json.dumps(res, indent=1)); print(json.dumps(res, indent=1))

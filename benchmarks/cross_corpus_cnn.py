@@ -2,14 +2,16 @@
 
 Each model is trained on every clip of one corpus that carries a shared label and scored (UAR) on the other corpus's
 clips with those labels: no speaker, recording set-up or language is shared between training and test. Unadapted and
-speaker-adaptive versions of each model: the CNN with `adapt=None` (its default) and `adapt='speaker'`, the classical
-model with `adapt=None` and `'em'` (its default); fusion as shipped (default CNN + default classical), all unadapted,
-and all adapted. Test clips are grouped by their speaker (unlabelled) for adaptation. Fusion weights and temperatures
+speaker-adaptive versions of each model: the CNN with `adapt='z'` (its default: the classifier on speaker-normalised
+network vectors), `'speaker'` and `None` (the z networks' own softmax: the same networks, no classifier on top), the
+classical model with `adapt=None` and `'em'` (its default); fusion as shipped (default CNN + default classical), all
+unadapted, and with the speaker-adaptive input CNN (`--cnn-adapt` chooses which CNNs train). Test clips are grouped by their speaker (unlabelled) for adaptation. Fusion weights and temperatures
 come from the CNN's validation speakers (training corpus). Writes results/cross_corpus_cnn.json.
 
     SER_KIT_DATA=../shared/data python benchmarks/cross_corpus_cnn.py [--models 3] [--epochs 30] [--threads 2]
+        [--cnn-adapt z speaker] [--out FILE]
 """
-import argparse, json, os, platform, sys, time, warnings
+import argparse, copy, json, os, platform, sys, time, warnings
 from pathlib import Path
 import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).parent))
@@ -20,8 +22,8 @@ from ser_kit.cnn import CNNRecognizer
 from ser_kit.classical import EmotionRecognizer
 from ser_kit.fusion import FusionRecognizer
 
-FUSIONS = {'shipped (CNN none + classical em)': ('none', 'em'), 'unadapted': ('none', 'none'),
-           'adapted (CNN speaker + classical em)': ('speaker', 'em')}
+FUSIONS = {'shipped (CNN z + classical em)': ('z', 'em'), 'unadapted': ('none', 'none'),
+           'CNN speaker + classical em': ('speaker', 'em')}
 
 
 def direction(train, test, a) -> dict:
@@ -31,12 +33,15 @@ def direction(train, test, a) -> dict:
     for ad in (None, 'em'):
         out['classical'][str(ad)] = scored(EmotionRecognizer(adapt=ad, emotions=shared, n_jobs=2).fit(train), test)
     cnns = {}
-    for ad in ('none', 'speaker'):
+    for ad in a.cnn_adapt:
         t = time.time()
         cnns[ad] = CNNRecognizer(adapt=ad, emotions=shared, n_models=a.models, epochs=a.epochs, n_jobs=1).fit(train)
         out['minutes'][f'cnn {ad}'] = round((time.time() - t) / 60, 1); out['cnn'][ad] = scored(cnns[ad], test)
+        if ad == 'z':     # the same networks without the classifier on top: their own softmax (adapt=None)
+            cnns['none'] = copy.copy(cnns['z']); cnns['none'].adapt = None; out['cnn']['none'] = scored(cnns['none'], test)
         print(json.dumps(out), flush=True)
     for name, (cad, kad) in FUSIONS.items():
+        if cad not in cnns: continue
         fused = FusionRecognizer(classical=dict(adapt=kad), emotions=shared, n_jobs=2).fit_with_cnn(cnns[cad], train)
         out['fusion'][name] = dict(uar=scored(fused, test), weight=fused.weight_, temperature=fused.temperature_)
     print(json.dumps(out), flush=True)
@@ -47,6 +52,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--epochs', type=int, default=30); ap.add_argument('--models', type=int, default=3)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--cnn-adapt', nargs='*', default=['z', 'speaker'], choices=['z', 'em', 'speaker'],
+                    help="the CNNs to train ('z' also gives the unadapted row: its networks without the classifier)")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cross_corpus_cnn.json'))
     a = ap.parse_args(); torch.set_num_threads(a.threads)
     root = Path(os.environ.get('SER_KIT_DATA', '../shared/data')); t0 = time.time()

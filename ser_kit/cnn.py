@@ -589,7 +589,7 @@ class CNNRecognizer(Recognizer):
                  device:str|None=None,         # 'cuda'/'cpu'; default: GPU when present
                  n_jobs:int=-1,                # workers for feature extraction
                  progress:bool=False,          # print training progress, one line per epoch
-                 adapt:str|None='z',           # 'z'/'em': a classifier on the networks' vectors normalised per
+                 adapt:str|None='em',          # 'em'/'z': a classifier on the networks' vectors normalised per
                                                # speaker (SpeakerNorm); 'speaker': band means of the input per
                                                # speaker; None: the networks' own softmax, no adaptation
                  speeds:Sequence[float]|None=(0.9, 1.1), # speed factors of extra training copies, each a new

@@ -166,7 +166,7 @@ def test_predict_proba_audio_takes_decoded_clips_and_groups_speakers(trained, ti
     grouped = rec.predict_proba_audio(clips, ['a', 'a', 'b', 'b'])
     assert not np.allclose(grouped, P, atol=1e-6)                       # the default adapts to each speaker's clips
     np.testing.assert_allclose(rec.predict_proba_batch(paths, speakers=['a', 'a', 'b', 'b'])[0], grouped, atol=1e-6)
-    assert rec.predict_proba_audio([]).shape == (0, 2) and rec.adaptation() == 'speaker-adaptive (z, network vectors)'
+    assert rec.predict_proba_audio([]).shape == (0, 2) and rec.adaptation() == 'speaker-adaptive (em, network vectors)'
     t = rec.predict_table(paths, speakers=['a', 'a', 'b', 'b'])
     assert list(t.speaker_clips) == [2, 2, 2, 2] and t.attrs['adaptation'] == rec.adaptation()
 
@@ -404,13 +404,13 @@ def test_adaptive_cnn_without_band_means_is_refused(adaptive, tmp_path):
 def test_adapt_setting_is_checked():
     with pytest.raises(SettingError, match='adapt must be one of z, em, speaker or None'): CNNRecognizer(adapt='zz')
     assert CNNRecognizer(adapt='none').adapt is None and CNNRecognizer(adapt='none').adaptation() == 'none'
-    assert CNNRecognizer().adapt == 'z'                                 # the default: the speaker-normalised classifier
+    assert CNNRecognizer().adapt == 'em'                                # the default: the speaker-normalised classifier
 
 
-# ---- the classifier on speaker-normalised network vectors (the default, adapt='z') ---------------------------------
+# ---- the classifier on speaker-normalised network vectors (the default, adapt='em') --------------------------------
 def test_head_uses_speakers_never_labels(trained, tiny_corpus):
     rec, _ = trained; df = tiny_corpus.sample(frac=1, random_state=0).reset_index(drop=True)
-    assert rec.norm_.method == 'z' and rec.head_['coef'].shape == (2, 2 * 2 * SMALL['channels'][-1])  # 2 nets x 2C
+    assert rec.norm_.method == 'em' and rec.head_['coef'].shape == (2, 2 * 2 * SMALL['channels'][-1])  # 2 nets x 2C
     P1, _, _ = rec.predict_proba_batch(list(df.path), list(df.speaker))
     shuffled = df.assign(emotion=df.emotion.sample(frac=1, random_state=1).to_numpy())    # labels are never read
     P2, _, _ = rec.predict_proba_batch(list(shuffled.path), list(shuffled.speaker))
@@ -429,7 +429,7 @@ def test_head_single_clip_gets_the_average_speaker(trained, tiny_corpus):
 
 def test_head_round_trips(trained, tiny_corpus):
     rec, folder = trained; back = CNNRecognizer.load(folder)
-    assert back.adapt == 'z' and back.head_data_ is None
+    assert back.adapt == 'em' and back.head_data_ is None
     for k in rec.head_: np.testing.assert_allclose(back.head_[k], rec.head_[k])
     np.testing.assert_allclose(back.norm_.mu_, rec.norm_.mu_)
     paths, spk = list(tiny_corpus.path[:8]), list(tiny_corpus.speaker[:8])
@@ -470,11 +470,14 @@ def test_loaded_head_warns_that_it_heard_every_speaker(trained):
         with back.head_without(['03']): pass
 
 
-def test_em_head_trains_and_predicts(tiny_corpus):
+def test_z_head_trains_predicts_and_round_trips(tiny_corpus, tmp_path):
     rec = CNNRecognizer(arch='resnet1d', epochs=1, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1,
-                        val_speakers=['03'], augment={}, n_models=1, adapt='em').fit(tiny_corpus)
+                        val_speakers=['03'], augment={}, n_models=1, adapt='z').fit(tiny_corpus)
     P, ok, _ = rec.predict_proba_batch(list(tiny_corpus.path), list(tiny_corpus.speaker))
-    assert rec.adaptation() == 'speaker-adaptive (em, network vectors)' and np.allclose(P.sum(1), 1, atol=1e-5)
+    assert rec.adaptation() == 'speaker-adaptive (z, network vectors)' and np.allclose(P.sum(1), 1, atol=1e-5)
+    back = CNNRecognizer.load(rec.save(tmp_path / 'z_model'))
+    assert rec.norm_.method == back.norm_.method == 'z'
+    np.testing.assert_allclose(back.predict_proba_batch(list(tiny_corpus.path), list(tiny_corpus.speaker))[0], P, atol=1e-5)
 
 
 def test_prediction_follows_the_device_setting(trained, tiny_corpus, monkeypatch):
