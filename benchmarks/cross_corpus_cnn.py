@@ -2,14 +2,15 @@
 
 Each model is trained on every clip of one corpus that carries a shared label and scored (UAR) on the other corpus's
 clips with those labels: no speaker, recording set-up or language is shared between training and test. Unadapted and
-speaker-adaptive versions of each model: the CNN with `adapt='z'` (its default: the classifier on speaker-normalised
-network vectors), `'speaker'` and `None` (the z networks' own softmax: the same networks, no classifier on top), the
+speaker-adaptive versions of each model: the CNN with `adapt='em'` (its default: the classifier on speaker-normalised
+network vectors), `'z'` and `None` (the same networks with the other classifier, or their own softmax), `'speaker'`, the
 classical model with `adapt=None` and `'em'` (its default); fusion as shipped (default CNN + default classical), all
-unadapted, and with the speaker-adaptive input CNN (`--cnn-adapt` chooses which CNNs train). Test clips are grouped by their speaker (unlabelled) for adaptation. Fusion weights and temperatures
+unadapted, and with the speaker-adaptive input CNN (`--cnn-adapt` chooses which CNNs train). Test clips are grouped by
+their speaker (unlabelled) for adaptation. Fusion weights and temperatures
 come from the CNN's validation speakers (training corpus). Writes results/cross_corpus_cnn.json.
 
     SER_KIT_DATA=../shared/data python benchmarks/cross_corpus_cnn.py [--models 3] [--epochs 30] [--threads 2]
-        [--cnn-adapt z speaker] [--out FILE]
+        [--cnn-adapt em speaker] [--out FILE]
 """
 import argparse, copy, json, os, platform, sys, time, warnings
 from pathlib import Path
@@ -22,7 +23,7 @@ from ser_kit.cnn import CNNRecognizer
 from ser_kit.classical import EmotionRecognizer
 from ser_kit.fusion import FusionRecognizer
 
-FUSIONS = {'shipped (CNN z + classical em)': ('z', 'em'), 'unadapted': ('none', 'none'),
+FUSIONS = {'shipped (CNN em + classical em)': ('em', 'em'), 'unadapted': ('none', 'none'),
            'CNN speaker + classical em': ('speaker', 'em')}
 
 
@@ -37,8 +38,11 @@ def direction(train, test, a) -> dict:
         t = time.time()
         cnns[ad] = CNNRecognizer(adapt=ad, emotions=shared, n_models=a.models, epochs=a.epochs, n_jobs=1).fit(train)
         out['minutes'][f'cnn {ad}'] = round((time.time() - t) / 60, 1); out['cnn'][ad] = scored(cnns[ad], test)
-        if ad == 'z':     # the same networks without the classifier on top: their own softmax (adapt=None)
-            cnns['none'] = copy.copy(cnns['z']); cnns['none'].adapt = None; out['cnn']['none'] = scored(cnns['none'], test)
+        if ad == 'em':    # the same networks with the other classifier on top ('z') or none (their own softmax)
+            for other in ('z', 'none'):
+                cnns[other] = copy.copy(cnns['em']); cnns[other].adapt = None if other == 'none' else other
+                if other == 'z': cnns[other]._fit_head()
+                out['cnn'][other] = scored(cnns[other], test)
         print(json.dumps(out), flush=True)
     for name, (cad, kad) in FUSIONS.items():
         if cad not in cnns: continue
@@ -52,8 +56,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--epochs', type=int, default=30); ap.add_argument('--models', type=int, default=3)
     ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--cnn-adapt', nargs='*', default=['z', 'speaker'], choices=['z', 'em', 'speaker'],
-                    help="the CNNs to train ('z' also gives the unadapted row: its networks without the classifier)")
+    ap.add_argument('--cnn-adapt', nargs='*', default=['em', 'speaker'], choices=['em', 'speaker'],
+                    help="the CNNs to train ('em' also gives the 'z' and unadapted rows: the same networks)")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cross_corpus_cnn.json'))
     a = ap.parse_args(); torch.set_num_threads(a.threads)
     root = Path(os.environ.get('SER_KIT_DATA', '../shared/data')); t0 = time.time()

@@ -732,7 +732,8 @@ def _embeddings(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
     "The vectors of every network side by side [N, D x networks], each averaged over the `tta` crops of a clip."
     V = np.stack([self._views(x) for x in X]); n, v = V.shape[:2]; flat = V.reshape((n * v,) + V.shape[2:])
     dev = self.device or default_device()
-    return np.concatenate([pooled_embeddings(net.to(dev), flat, device=dev) for net in self.networks], 1).reshape(n, v, -1).mean(1)
+    E = np.concatenate([pooled_embeddings(net.to(dev), flat, device=dev) for net in self.networks], 1)
+    return E.reshape(n, v, -1).mean(1)
 
 # %% ../nbs/03_cnn.ipynb #dfc2bd81
 @patch
@@ -766,7 +767,7 @@ def _head_proba(self:CNNRecognizer, E:np.ndarray,   # the networks' vectors [N, 
 # %% ../nbs/03_cnn.ipynb #6d02cafd
 @patch
 @contextmanager
-def head_without(self:CNNRecognizer, speakers:Sequence, # speakers whose clips and speed copies the classifier must not use
+def head_without(self:CNNRecognizer, speakers:Sequence, # speakers the classifier must not use (their speed copies too)
                 ):
     "Inside the block the classifier on the vectors is refitted without `speakers`; then the full one is restored."
     if self.adapt not in EMBED_ADAPT: yield self; return

@@ -477,7 +477,8 @@ def test_z_head_trains_predicts_and_round_trips(tiny_corpus, tmp_path):
     assert rec.adaptation() == 'speaker-adaptive (z, network vectors)' and np.allclose(P.sum(1), 1, atol=1e-5)
     back = CNNRecognizer.load(rec.save(tmp_path / 'z_model'))
     assert rec.norm_.method == back.norm_.method == 'z'
-    np.testing.assert_allclose(back.predict_proba_batch(list(tiny_corpus.path), list(tiny_corpus.speaker))[0], P, atol=1e-5)
+    paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
+    np.testing.assert_allclose(back.predict_proba_batch(paths, spk)[0], P, atol=1e-5)
 
 
 def test_prediction_follows_the_device_setting(trained, tiny_corpus, monkeypatch):
