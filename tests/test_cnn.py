@@ -365,24 +365,35 @@ def adaptive(tiny_corpus, tmp_path_factory):
     return rec, rec.save(tmp_path_factory.mktemp('ckpt') / 'cnn_adaptive')
 
 
-def test_adaptive_cnn_uses_speakers_never_labels(adaptive, tiny_corpus):
-    rec, _ = adaptive; df = tiny_corpus.sample(frac=1, random_state=0).reset_index(drop=True)
-    assert rec.adaptation() == 'speaker-adaptive (band means)' and rec.band_mean_.shape == (n_bands(FEAT),)
-    assert rec.networks[0].front.norm == 'level'
+def uses_speakers_never_labels(rec, corpus):
+    "The same predictions when the labels are shuffled; other ones when the clips are grouped otherwise."
+    df = corpus.sample(frac=1, random_state=0).reset_index(drop=True)
     P1, _, _ = rec.predict_proba_batch(list(df.path), list(df.speaker))
     shuffled = df.assign(emotion=df.emotion.sample(frac=1, random_state=1).to_numpy())    # labels are never read
     P2, _, _ = rec.predict_proba_batch(list(shuffled.path), list(shuffled.speaker))
     np.testing.assert_allclose(P1, P2)
-    P3, _, _ = rec.predict_proba_batch(list(df.path), ['x'] * len(df))                    # other speaker groups: other input
+    P3, _, _ = rec.predict_proba_batch(list(df.path), ['x'] * len(df))                    # other speaker groups
     assert not np.allclose(P1, P3)
 
 
-def test_adaptive_cnn_single_clip_gets_the_average_speaker(adaptive, tiny_corpus):
-    rec, _ = adaptive; p = tiny_corpus.path.iloc[0]
+def single_clip_gets_the_average_speaker(rec, corpus):
+    "One clip of an unknown speaker is predicted as one clip of a named speaker: against the average training voice."
+    p = corpus.path.iloc[0]
     alone, _, _ = rec.predict_proba_batch([p])                                   # unknown speaker, heard once
     known, _, _ = rec.predict_proba_batch([p], ['someone'])
     np.testing.assert_allclose(alone, known)
     assert np.isfinite(alone).all() and rec.predict([p])[0] in rec.labels
+
+
+def test_adaptive_cnn_uses_speakers_never_labels(adaptive, tiny_corpus):
+    rec, _ = adaptive
+    assert rec.adaptation() == 'speaker-adaptive (band means)' and rec.band_mean_.shape == (n_bands(FEAT),)
+    assert rec.networks[0].front.norm == 'level'
+    uses_speakers_never_labels(rec, tiny_corpus)
+
+
+def test_adaptive_cnn_single_clip_gets_the_average_speaker(adaptive, tiny_corpus):
+    single_clip_gets_the_average_speaker(adaptive[0], tiny_corpus)
 
 
 def test_adaptive_cnn_round_trips(adaptive, tiny_corpus):
@@ -409,22 +420,13 @@ def test_adapt_setting_is_checked():
 
 # ---- the classifier on speaker-normalised network vectors (the default, adapt='em') --------------------------------
 def test_head_uses_speakers_never_labels(trained, tiny_corpus):
-    rec, _ = trained; df = tiny_corpus.sample(frac=1, random_state=0).reset_index(drop=True)
+    rec, _ = trained
     assert rec.norm_.method == 'em' and rec.head_['coef'].shape == (2, 2 * 2 * SMALL['channels'][-1])  # 2 nets x 2C
-    P1, _, _ = rec.predict_proba_batch(list(df.path), list(df.speaker))
-    shuffled = df.assign(emotion=df.emotion.sample(frac=1, random_state=1).to_numpy())    # labels are never read
-    P2, _, _ = rec.predict_proba_batch(list(shuffled.path), list(shuffled.speaker))
-    np.testing.assert_allclose(P1, P2)
-    P3, _, _ = rec.predict_proba_batch(list(df.path), ['x'] * len(df))                    # other speaker groups
-    assert not np.allclose(P1, P3)
+    uses_speakers_never_labels(rec, tiny_corpus)
 
 
 def test_head_single_clip_gets_the_average_speaker(trained, tiny_corpus):
-    rec, _ = trained; p = tiny_corpus.path.iloc[0]
-    alone, _, _ = rec.predict_proba_batch([p])                                   # unknown speaker, heard once
-    known, _, _ = rec.predict_proba_batch([p], ['someone'])
-    np.testing.assert_allclose(alone, known)
-    assert np.isfinite(alone).all() and rec.predict([p])[0] in rec.labels
+    single_clip_gets_the_average_speaker(trained[0], tiny_corpus)
 
 
 def test_head_round_trips(trained, tiny_corpus):
