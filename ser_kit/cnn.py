@@ -892,10 +892,11 @@ def _head_from(d:dict, n_labels:int) -> tuple:
     "(SpeakerNorm, classifier arrays) of a saved description, checked: `ValueError` when they do not fit."
     head = {k: np.asarray(d[k], dtype=float) for k in HEAD_ARRAYS}; D = head['mean'].shape
     norm = norm_from_dict(d['norm'])
+    arrays = list(head.values()) + [getattr(norm, k) for k in ('mu_', 'tau2_', 'sd_', 's2w_', 'M_')]
     if (len(D) != 1 or head['scale'].shape != D or head['coef'].shape != (n_labels,) + D
-            or head['intercept'].shape != (n_labels,) or norm.mu_.shape != D):
+            or head['intercept'].shape != (n_labels,) or any(a.shape[-1:] != D for a in arrays[4:])):
         raise ValueError("the classifier's arrays do not fit the labels or each other")
-    if not all(np.isfinite(a).all() for a in head.values()): raise ValueError("the classifier holds NaN or infinity")
+    if not all(np.isfinite(a).all() for a in arrays): raise ValueError("the classifier holds NaN or infinity")
     return norm, head
 
 # %% ../nbs/03_cnn.ipynb #ddf7b7a0
