@@ -17,7 +17,7 @@ from safetensors.torch import save_file, load as load_safetensors
 from .data import SettingError, speaker_groups
 from .adapt import SpeakerNorm, norm_from_dict
 from .features import frame_features, extract_frames
-from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, uar, versions,
+from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, uar, versions, softmax,
                             choose_val_speakers, sha256_file, atomic_folder, model_description, write_description,
                             read_description, history_frame, RETRAIN)
 
@@ -722,10 +722,6 @@ def _views(self:CNNRecognizer, x:np.ndarray) -> np.ndarray:
     return np.stack([x[..., s:s + crop] for s in np.linspace(0, x.shape[-1] - crop, self.tta).round().astype(int)])
 
 # %% ../nbs/03_cnn.ipynb #32963cf7
-def _softmax(Z:np.ndarray) -> np.ndarray:
-    "Row-wise softmax of scores [N, K]."
-    e = np.exp(Z - Z.max(1, keepdims=True)); return e / e.sum(1, keepdims=True)
-
 @patch
 def _embeddings(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
                ) -> np.ndarray:
@@ -759,7 +755,7 @@ def _head_proba(self:CNNRecognizer, E:np.ndarray,   # the networks' vectors [N, 
                 speakers:Sequence|None=None,         # a speaker id per clip (None: unknown, each its own)
                ) -> np.ndarray:
     "Class probabilities [N, n_classes]: each speaker's vectors normalised with their own clips (labels never read)."
-    h = self.head_; proba = lambda Z: _softmax(((Z - h['mean']) / h['scale']) @ h['coef'].T + h['intercept'])
+    h = self.head_; proba = lambda Z: softmax(((Z - h['mean']) / h['scale']) @ h['coef'].T + h['intercept'])
     order = [self.labels.index(c) for c in self.norm_.classes_]          # SpeakerNorm's emotions (sorted)
     Z = self.norm_.transform(E, speaker_ids(speakers, len(E)), posterior=lambda Z: proba(Z)[:, order])
     return proba(Z).astype(np.float32)

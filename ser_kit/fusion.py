@@ -11,8 +11,9 @@ from typing import Sequence
 import numpy as np, pandas as pd
 from fastcore.basics import patch
 from .data import SettingError, load_corpus, speaker_groups
-from .models import (Recognizer, CheckpointError, uar, weighted_mean, make_model, model_class, atomic_folder,
-                            model_description, write_description, read_description, RETRAIN, decode_clips)
+from .models import (Recognizer, CheckpointError, uar, weighted_mean, softmax, make_model, model_class,
+                            atomic_folder, model_description, write_description, read_description, RETRAIN,
+                            decode_clips)
 
 # %% auto #0
 __all__ = ['WEIGHT_GRID', 'MEMBERS', 'log_likelihood', 'weight_curve', 'choose_weight', 'calibrate', 'fit_temperature',
@@ -54,9 +55,7 @@ def calibrate(P:np.ndarray,        # probabilities [n_clips, n_classes]
     "Temperature scaling: softmax(log P / T), row by row."
     P = np.asarray(P, dtype=float)
     if temperature == 1: return P
-    z = np.log(np.clip(P, 1e-12, None)) / temperature
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return softmax(np.log(np.clip(P, 1e-12, None)) / temperature)
 
 # %% ../nbs/03b_fusion.ipynb #3230fbc0
 def fit_temperature(P:np.ndarray,   # fused probabilities of labelled validation clips

@@ -16,10 +16,10 @@ from .data import (EMOTIONS, AUDIO_EXTS, SerKitError, SettingError, OutputPathEr
 # %% auto #0
 __all__ = ['HISTORY_COLUMNS', 'MODEL_FORMAT_VERSION', 'RETRAIN', 'MODEL_TYPES', 'PROTOCOLS', 'ModelFileError', 'UnsafeModelError',
            'CheckpointError', 'ordered_labels', 'per_class_recall', 'uar', 'confusion_frame', 'metrics',
-           'plot_confusion', 'per_speaker', 'versions', 'weighted_mean', 'choose_val_speakers', 'history_frame',
-           'plot_history', 'sha256_file', 'folder_manifest', 'atomic_folder', 'model_description', 'write_description',
-           'read_description', 'expand_inputs', 'Recognizer', 'speaker_ids', 'clips_per_speaker', 'decode_clips',
-           'model_class', 'make_model', 'load_model', 'skew_rows', 'cross_validate', 'bench_predict']
+           'plot_confusion', 'per_speaker', 'versions', 'weighted_mean', 'softmax', 'choose_val_speakers',
+           'history_frame', 'plot_history', 'sha256_file', 'folder_manifest', 'atomic_folder', 'model_description',
+           'write_description', 'read_description', 'expand_inputs', 'Recognizer', 'speaker_ids', 'clips_per_speaker',
+           'decode_clips', 'model_class', 'make_model', 'load_model', 'skew_rows', 'cross_validate', 'bench_predict']
 
 # %% ../nbs/01b_models.ipynb #bc199c0c
 class ModelFileError(SerKitError): "A model file or folder that cannot be used; `str(e)` names file and problem."
@@ -132,6 +132,13 @@ def weighted_mean(tables:Sequence,  # probability tables [n_clips, n_classes] (a
     if any(p.shape != P[0].shape for p in P): raise SettingError(None, f"tables of shapes {[p.shape for p in P]}")
     if (w < 0).any() or w.sum() <= 0: raise SettingError(None, f"weights must be >= 0 and not all 0, not {w.tolist()}")
     return sum(wi * p for wi, p in zip(w / w.sum(), P))
+
+# %% ../nbs/01b_models.ipynb #b065c23c
+def softmax(Z:np.ndarray, # scores [n, k]: logits or log-probabilities
+           ) -> np.ndarray:
+    "Row-wise softmax: each row's exp, normalised to sum to 1 (the row's maximum is taken off first: no overflow)."
+    Z = np.asarray(Z, dtype=float); e = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 # %% ../nbs/01b_models.ipynb #fcf32273
 def choose_val_speakers(df:pd.DataFrame,     # training manifest (needs `speaker`; `gender` used when present)
