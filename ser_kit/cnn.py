@@ -559,10 +559,11 @@ def train_model(model:nn.Module,              # the network (moved to `device`)
     model.load_state_dict(best_state); model.eval()
     return history_frame(hist)
 
-# %% ../nbs/03_cnn.ipynb #d95e40d6
+# %% ../nbs/03_cnn.ipynb #e1ab0b3e
 EMBED_ADAPT = ('z', 'em')               # adapt: a classifier on the networks' vectors, normalised per speaker
 CNN_ADAPT = EMBED_ADAPT + ('speaker',)  # ... or 'speaker': the input's band means per speaker
 
+# %% ../nbs/03_cnn.ipynb #d95e40d6
 class CNNRecognizer(Recognizer):
     "A from-scratch CNN (or CRNN) on log-mel frames behind the common `Recognizer` interface."
     model_type, needs = 'cnn', ('torch', 'safetensors')
@@ -598,8 +599,7 @@ class CNNRecognizer(Recognizer):
         super().__init__(emotions=emotions, balance=balance, seed=seed, n_jobs=n_jobs, progress=progress)
         self.adapt = None if adapt == 'none' else adapt
         self.band_mean_: np.ndarray|None = None   # the average training speaker's band means (adapt='speaker')
-        self.norm_: SpeakerNorm|None = None       # the vectors' speaker normalisation (adapt 'z' or 'em')
-        self.head_: dict|None = None              # the classifier on the normalised vectors (adapt 'z' or 'em')
+        self.norm_, self.head_ = None, None       # speaker normalisation and classifier of the vectors ('z', 'em')
         self.head_data_: dict|None = None         # the training clips' vectors: kept in memory, never saved
         train = CNNSettings(epochs, batch_size, lr, weight_decay, label_smoothing, patience, augment, t0, clip)
         for f in fields(CNNSettings): setattr(self, f.name, _plain(getattr(train, f.name)))   # checked, filled in
@@ -723,10 +723,16 @@ def _views(self:CNNRecognizer, x:np.ndarray) -> np.ndarray:
 
 # %% ../nbs/03_cnn.ipynb #32963cf7
 @patch
+def _flat_views(self:CNNRecognizer, X:np.ndarray) -> tuple[np.ndarray, int, int]:
+    "(every clip's `tta` crops in one batch [N x V, 1, F, crop], N clips, V crops a clip)."
+    V = np.stack([self._views(x) for x in X]); n, v = V.shape[:2]
+    return V.reshape((n * v,) + V.shape[2:]), n, v
+
+@patch
 def _embeddings(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
                ) -> np.ndarray:
     "The vectors of every network side by side [N, D x networks], each averaged over the `tta` crops of a clip."
-    V = np.stack([self._views(x) for x in X]); n, v = V.shape[:2]; flat = V.reshape((n * v,) + V.shape[2:])
+    flat, n, v = self._flat_views(X)
     dev = self.device or default_device()
     E = np.concatenate([pooled_embeddings(net.to(dev), flat, device=dev) for net in self.networks], 1)
     return E.reshape(n, v, -1).mean(1)
@@ -832,8 +838,7 @@ def predict_frames(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
     if not self.networks: raise RuntimeError("the model is not trained: call fit() or load() first")
     if not len(X): return np.zeros((0, len(self.labels)), np.float32)
     if self.adapt in EMBED_ADAPT: return self._head_proba(self._embeddings(X), speakers)
-    X = self._adapted_frames(X, speakers)
-    V = np.stack([self._views(x) for x in X]); n, v = V.shape[:2]; flat = V.reshape((n * v,) + V.shape[2:])
+    flat, n, v = self._flat_views(self._adapted_frames(X, speakers))
     dev = self.device or default_device()                  # the GPU when there is one (the `device` setting)
     softmax = lambda net: torch.softmax(torch.from_numpy(predict_logits(net.to(dev), flat, device=dev)), 1).numpy()
     return np.mean([softmax(net) for net in self.networks], axis=0).reshape(n, v, -1).mean(1)
