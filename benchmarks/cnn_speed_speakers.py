@@ -52,20 +52,24 @@ def main():
             train, test = rav.iloc[tr], rav.iloc[te]; t = time.time()
             cnn = CNNRecognizer(epochs=a.epochs, adapt=a.adapt, speeds=a.speeds, n_models=a.models, tta=a.tta,
                                 patience=a.patience, features=dict(kind=a.kind), n_jobs=1).fit(train)
+            minutes = round((time.time() - t) / 60, 1)                     # training only, not the scoring below
             r = dict(fold=k, test_speakers=sorted(set(test.speaker)), val_speakers=cnn.val_speakers_,
-                     cnn=scored(cnn, test), minutes=round((time.time() - t) / 60, 1), cnn_alone=scored(cnn, test, by_speaker=False),
+                     cnn=scored(cnn, test), minutes=minutes, cnn_alone=scored(cnn, test, by_speaker=False),
                      best_epochs=[int(h.epoch[h.val_uar.idxmax()]) for h in cnn.network_histories().values()])
             if cnn.adapt in ('z', 'em'):   # the same networks: their own softmax (none), or the other classifier on top
                 for ad in (None, 'z', 'em'):
                     v = copy.copy(cnn); v.adapt = ad
                     if ad and ad != cnn.adapt: v._fit_head()
-                    r[f'cnn_{ad}'] = scored(v, test); r[f'cnn_{ad}_alone'] = scored(v, test, by_speaker=False)
-                    for k in (4, 2): r[f'cnn_{ad}_skew{k}'] = scored(v, test[skew_rows(test, labels, k, everyone)])
+                    r[f'cnn_{ad}'], r[f'cnn_{ad}_alone'] = ((r['cnn'], r['cnn_alone']) if ad == cnn.adapt else
+                                                            (scored(v, test), scored(v, test, by_speaker=False)))
+                    for n_emo in (4, 2):
+                        r[f'cnn_{ad}_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
             if a.fusion:   # weight and temperature chosen on the CNN's validation actors, classical retrained on all 12
                 t = time.time(); fused = FusionRecognizer(n_jobs=2).fit_with_cnn(cnn, train)
-                for k in (4, 2):
-                    ts = test[skew_rows(test, labels, k, everyone)]
-                    r |= {f'classical_skew{k}': scored(fused.members[0], ts), f'fusion_skew{k}': scored(fused, ts)}
+                for n_emo in (4, 2):
+                    ts = test[skew_rows(test, labels, n_emo, everyone)]
+                    r |= {f'classical_skew{n_emo}': scored(fused.members[0], ts),
+                          f'fusion_skew{n_emo}': scored(fused, ts)}
                 r |= dict(classical=scored(fused.members[0], test), fusion=scored(fused, test), weight=fused.weight_,
                           temperature=fused.temperature_, fusion_extra_minutes=round((time.time() - t) / 60, 1))
             rows.append(r); print(json.dumps(r), flush=True)
