@@ -30,12 +30,14 @@ class SpeakerNorm:
                  sd_prior:float=8.0,     # pseudo-clips of the training scale in a speaker's scale estimate
                  iters:int=5,            # EM iterations ('em')
                  request_prior:float=10.0, # how far a request of several speakers may move the average speaker ('em')
+                 balance:float=0.0,      # share of "every emotion equally often" in each E-step's posteriors ('em')
                 ):
         if method not in ADAPT_METHODS:
             raise SettingError(None, f"adapt must be one of {ADAPT_METHODS} or None, not {method!r}")
         if prior <= 0 or sd_prior < 0 or iters < 1: raise SettingError(None, "prior > 0, sd_prior >= 0 and iters >= 1")
+        if not 0 <= balance <= 1: raise SettingError(None, f"balance must be between 0 and 1, not {balance}")
         self.method, self.prior, self.sd_prior, self.iters = method, prior, sd_prior, iters
-        self.request_prior = request_prior
+        self.request_prior, self.balance = request_prior, balance
 
     def __repr__(self): return f"SpeakerNorm({self.method!r}, prior={self.prior}, sd_prior={self.sd_prior})"
 
@@ -94,6 +96,7 @@ def _offset(self:SpeakerNorm, Xs:np.ndarray, posterior:Callable|None, mu:np.ndar
     s, sd = mu.copy(), self.sd_.copy()
     for i in range(self.iters):
         G = first if i == 0 and first is not None else posterior((Xs - s) / sd)
+        if self.balance: G = (1 - self.balance) * G + self.balance / G.shape[1]   # hedged toward a balanced speaker
         r = Xs - G @ self.M_                                          # the clips minus their expected emotion
         s = (mu / tau2 + r.sum(0) / self.s2w_) / (1 / tau2 + n / self.s2w_)
         sd = self._shrunk_sd(r - s)
@@ -128,12 +131,13 @@ _STATE = ('classes_', 'mu_', 'tau2_', 'M_', 's2w_', 'sd_')
 def to_dict(self:SpeakerNorm) -> dict:
     "Settings and learned statistics as JSON-able lists."
     return dict(method=self.method, prior=self.prior, sd_prior=self.sd_prior, iters=self.iters,
-                request_prior=self.request_prior,
+                request_prior=self.request_prior, balance=self.balance,
                 **{k: np.asarray(getattr(self, k)).tolist() for k in _STATE})
 
 # %% ../nbs/02b_adapt.ipynb #be8b50b7
 def norm_from_dict(d:dict) -> SpeakerNorm:
     "A fitted `SpeakerNorm` from `to_dict`'s output."
-    n = SpeakerNorm(d['method'], d['prior'], d['sd_prior'], d['iters'], d.get('request_prior', 10.0))
+    n = SpeakerNorm(d['method'], d['prior'], d['sd_prior'], d['iters'], d.get('request_prior', 10.0),
+                    d.get('balance', 0.0))                             # files before `balance`: 0, as they were fitted
     for k in _STATE: setattr(n, k, list(d[k]) if k == 'classes_' else np.asarray(d[k], dtype=float))
     return n

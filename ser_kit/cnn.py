@@ -23,13 +23,14 @@ from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, u
 
 # %% auto #0
 __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'EMBED_ADAPT', 'CNN_ADAPT',
-           'HEAD_C', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device', 'amp_dtype', 'autocast',
-           'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames', 'FrameDataset', 'augment_for',
-           'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug', 'augment_batch', 'mixup',
-           'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d', 'ResNet1d', 'CRNN', 'SeqRNN',
-           'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings', 'cpu_threads', 'predict_logits',
-           'validation_scores', 'train_one_epoch', 'train_model', 'CNNRecognizer', 'pooled_embeddings',
-           'clip_band_means', 'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
+           'HEAD_C', 'HEAD_BALANCE', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device', 'amp_dtype',
+           'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames', 'FrameDataset',
+           'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
+           'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d',
+           'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
+           'cpu_threads', 'predict_logits', 'validation_scores', 'train_one_epoch', 'train_model', 'CNNRecognizer',
+           'layer_taps', 'time_stats', 'network_vectors', 'clip_band_means', 'speaker_band_means', 'write_checkpoint',
+           'read_checkpoint']
 
 # %% ../nbs/03_cnn.ipynb #edc69528
 def default_device() -> str:
@@ -698,19 +699,38 @@ def _speed_copies(self:CNNRecognizer, df:pd.DataFrame, # the training clips (lab
     return out
 
 # %% ../nbs/03_cnn.ipynb #6c1319e8
-HEAD_C = 0.1  # inverse strength of the L2 penalty of the classifier on the networks' vectors
+HEAD_C = 0.1        # inverse strength of the L2 penalty of the classifier on the networks' vectors
+HEAD_BALANCE = 0.5  # SpeakerNorm's `balance` for adapt='em' on the vectors (the E-step hedged toward every emotion)
 
+def layer_taps(model:nn.Module) -> list[nn.Module]:
+    "The layers a vector also summarises: the stem and every block of `body`, where the network has a `body`."
+    if not isinstance(getattr(model, 'body', None), nn.Sequential): return []
+    return ([model.stem] if hasattr(model, 'stem') else []) + list(model.body)
+
+# %% ../nbs/03_cnn.ipynb #fe3659de
+def time_stats(h:torch.Tensor, # a layer's output [B, C, T] (or [B, C, F, T]: frequency averaged first)
+              ) -> torch.Tensor:
+    "Mean and standard deviation over time of every channel: [B, 2C]."
+    h = h.float().mean(2) if h.dim() == 4 else h.float()
+    return torch.cat([h.mean(-1), h.std(-1)], 1)
+
+# %% ../nbs/03_cnn.ipynb #a9561cc3
 @torch.no_grad()
-def pooled_embeddings(model:nn.Module,   # a network of `ARCHS` (its classifier: `model.head`)
-                      X:np.ndarray,      # frames [N, 1, F, T]
-                      batch_size:int=64, # clips per forward pass
-                      device:str|None=None, # where to run (default: where the model is)
-                     ) -> np.ndarray:
-    "What the network's classifier reads: each clip's pooled vector [N, D], in evaluation mode."
-    got = []; hook = model.head.register_forward_hook(lambda m, i, o: got.append(i[0].float().cpu().numpy()))
+def network_vectors(model:nn.Module,   # a network of `ARCHS` (its classifier: `model.head`)
+                    X:np.ndarray,      # frames [N, 1, F, T]
+                    batch_size:int=64, # clips per forward pass
+                    device:str|None=None, # where to run (default: where the model is)
+                   ) -> np.ndarray:
+    "Each clip's vector [N, D] in evaluation mode: what the classifier reads, then every tapped layer's `time_stats`."
+    if not len(X): return network_vectors(model, np.zeros((1,) + tuple(X.shape[1:]), np.float32), 1, device)[:0]
+    parts, rows = [], []
+    def head(m, i, o): rows.append(torch.cat([i[0].float()] + parts, 1).cpu().numpy()); parts.clear()
+    hooks = [t.register_forward_hook(lambda m, i, o: parts.append(time_stats(o))) for t in layer_taps(model)]
+    hooks.append(model.head.register_forward_hook(head))
     try: predict_logits(model, X, batch_size=batch_size, device=device)
-    finally: hook.remove()
-    return np.concatenate(got) if got else np.zeros((0, model.head[-1].in_features), np.float32)
+    finally:
+        for hk in hooks: hk.remove()
+    return np.concatenate(rows)
 
 # %% ../nbs/03_cnn.ipynb #6ad607e4
 @patch
@@ -734,7 +754,7 @@ def _embeddings(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
     "The vectors of every network side by side [N, D x networks], each averaged over the `tta` crops of a clip."
     flat, n, v = self._flat_views(X)
     dev = self.device or default_device()
-    E = np.concatenate([pooled_embeddings(net.to(dev), flat, device=dev) for net in self.networks], 1)
+    E = np.concatenate([network_vectors(net.to(dev), flat, device=dev) for net in self.networks], 1)
     return E.reshape(n, v, -1).mean(1)
 
 # %% ../nbs/03_cnn.ipynb #dfc2bd81
@@ -745,7 +765,8 @@ def _fit_head(self:CNNRecognizer, keep:np.ndarray|None=None, # rows of `head_dat
     from sklearn.linear_model import LogisticRegression
     d = self.head_data_; keep = np.ones(len(d['y']), bool) if keep is None else np.asarray(keep)
     E, y, spk = d['E'][keep], d['y'][keep], d['spk'][keep]; emo = np.asarray(self.labels, dtype=object)[y]
-    self.norm_ = SpeakerNorm(self.adapt).fit(E, emo, spk); Z = self.norm_.train_transform(E, emo, spk)
+    self.norm_ = SpeakerNorm(self.adapt, balance=HEAD_BALANCE).fit(E, emo, spk)
+    Z = self.norm_.train_transform(E, emo, spk)
     mean, scale = Z.mean(0), Z.std(0) + 1e-8
     clf = LogisticRegression(C=HEAD_C, max_iter=2000).fit((Z - mean) / scale, y)
     W, b = clf.coef_, clf.intercept_
@@ -998,7 +1019,8 @@ def read_checkpoint(folder:str|Path, # a folder written by `write_checkpoint` (o
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(folder / 'ser_kit.json', f"no usable classifier on the vectors ({type(e).__name__}: "
                                                            f"{e})") from None
-        if rec.head_['mean'].shape[0] != (D := sum(net.head[-1].in_features for net in rec.networks)):
+        blank = np.zeros((1, 1, n_bands(rec.features), int(rec.features['seconds'] * FPS) + 1), np.float32)
+        if rec.head_['mean'].shape[0] != (D := rec._embeddings(blank).shape[1]):      # one silent clip: the width
             raise CheckpointError(folder / 'ser_kit.json', f"the classifier reads {rec.head_['mean'].shape[0]} numbers "
-                                                           f"but the networks give {D}")
+                                                           f"but the networks give {D}; " + RETRAIN.format(kind='cnn'))
     return rec

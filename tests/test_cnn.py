@@ -421,7 +421,9 @@ def test_adapt_setting_is_checked():
 # ---- the classifier on speaker-normalised network vectors (the default, adapt='em') --------------------------------
 def test_head_uses_speakers_never_labels(trained, tiny_corpus):
     rec, _ = trained
-    assert rec.norm_.method == 'em' and rec.head_['coef'].shape == (2, 2 * 2 * SMALL['channels'][-1])  # 2 nets x 2C
+    C = SMALL['channels'][-1]   # 2 networks x (the pooled 2C, then the stem and 4 residual blocks: mean and sd of C each)
+    assert rec.norm_.method == 'em' and rec.head_['coef'].shape == (2, 2 * (2 * C + 5 * 2 * C))
+    assert rec.norm_.balance == HEAD_BALANCE                            # the E-step hedged toward a balanced speaker
     uses_speakers_never_labels(rec, tiny_corpus)
 
 
