@@ -436,6 +436,7 @@ def test_head_round_trips(trained, tiny_corpus):
     assert back.adapt == 'em' and back.head_data_ is None
     for k in rec.head_: np.testing.assert_allclose(back.head_[k], rec.head_[k])
     np.testing.assert_allclose(back.norm_.mu_, rec.norm_.mu_)
+    assert back.norm_.balance == rec.norm_.balance == HEAD_BALANCE          # the E-step's hedge is saved too
     paths, spk = list(tiny_corpus.path[:8]), list(tiny_corpus.speaker[:8])
     np.testing.assert_allclose(back.predict_proba_batch(paths, spk)[0], rec.predict_proba_batch(paths, spk)[0],
                                atol=1e-5)
