@@ -25,7 +25,6 @@ from cnn_adapt_cv import scored
 from ser_kit.data import load_corpus, emobox_folds
 from ser_kit.models import versions, skew_rows, ordered_labels
 from ser_kit.cnn import CNNRecognizer
-import ser_kit.cnn as cnn_module
 from ser_kit.fusion import FusionRecognizer
 
 
@@ -65,10 +64,8 @@ def main():
                                                             (scored(v, test), scored(v, test, by_speaker=False)))
                     for n_emo in (4, 2):
                         r[f'cnn_{ad}_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
-            if cnn.adapt == 'em':   # the same classifier without the E-step's hedge (SpeakerNorm balance=0)
-                v, saved = copy.copy(cnn), cnn_module.HEAD_BALANCE; cnn_module.HEAD_BALANCE = 0.0
-                try: v._fit_head()
-                finally: cnn_module.HEAD_BALANCE = saved
+            if cnn.adapt == 'em':   # the same classifier without the E-step's hedge (it acts at prediction only)
+                v = copy.copy(cnn); v.norm_ = copy.copy(cnn.norm_); v.norm_.balance = 0.0
                 r['cnn_em_b0'] = scored(v, test)
                 for n_emo in (4, 2): r[f'cnn_em_b0_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
             if a.fusion:   # weight and temperature chosen on the CNN's validation actors, classical retrained on all 12
