@@ -34,8 +34,9 @@ def main():
     table = [dict(balance=b) | {c: round(float(np.mean([r[c] for r in rows if r['balance'] == b])), 4)
                                 for c in ('all 8', 'skew 4', 'skew 2')} for b in BALANCES]
     res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips)", protocol='folds of 4 actors (01-04, 05-08, ...); '
-               'skew k: each test speaker keeps k emotions, rotating', model="EmotionRecognizer() (the default: 'rich', "
-               "logreg, adapt='em', speed-perturbed speakers)", date=time.strftime('%Y-%m-%d'), table=table, folds=rows,
+               'skew k: each test speaker keeps k emotions, rotating',
+               model="EmotionRecognizer() (the default: 'rich', logreg, adapt='em', speed-perturbed speakers)",
+               date=time.strftime('%Y-%m-%d'), table=table, folds=rows,
                seconds=round(time.time() - t0), versions=versions(),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count()))
     out = Path(__file__).parent / 'results' / 'classical_balance_ravdess.json'

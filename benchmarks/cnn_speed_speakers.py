@@ -67,7 +67,8 @@ def main():
             if cnn.adapt == 'em':   # the same classifier without the E-step's hedge (it acts at prediction only)
                 v = copy.copy(cnn); v.norm_ = copy.copy(cnn.norm_); v.norm_.balance = 0.0
                 r['cnn_em_b0'] = scored(v, test)
-                for n_emo in (4, 2): r[f'cnn_em_b0_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
+                for n_emo in (4, 2):
+                    r[f'cnn_em_b0_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
             if a.fusion:   # weight and temperature chosen on the CNN's validation actors, classical retrained on all 12
                 t = time.time(); fused = FusionRecognizer(n_jobs=2).fit_with_cnn(cnn, train)
                 for n_emo in (4, 2):

@@ -686,6 +686,11 @@ def _crop(self:CNNRecognizer) -> int|None:
     "Frames of a training crop (None: whole clips)."
     return int(self.features['crop'] * FPS) if self.features.get('crop') else None
 
+@patch
+def _clip_shape(self:CNNRecognizer) -> tuple[int, int, int]:
+    "(channels, bands, frames) of one clip's frames, as `clip_frames` pads or cuts them to `seconds`."
+    return 1, n_bands(self.features), int(self.features['seconds'] * FPS) + 1
+
 # %% ../nbs/03_cnn.ipynb #87b6812f
 @patch
 def _speed_copies(self:CNNRecognizer, df:pd.DataFrame, # the training clips (labels settled)
@@ -870,9 +875,8 @@ def predict_proba_audio(self:CNNRecognizer, clips:Sequence[np.ndarray], # decode
                         speakers:Sequence|None=None, # a speaker id per clip (None: unknown speakers)
                        ) -> np.ndarray:
     "Class probabilities [n, n_classes] of decoded clips: their frames (`clip_frames`) through `predict_frames`."
-    T = int(self.features['seconds'] * FPS) + 1
     frames = [clip_frames(np.asarray(y, dtype=np.float32), 16000, self.features) for y in clips]
-    X = np.stack(frames) if frames else np.zeros((0, 1, n_bands(self.features), T), np.float32)
+    X = np.stack(frames) if frames else np.zeros((0,) + self._clip_shape(), np.float32)
     return self.predict_frames(X, speakers)
 
 # %% ../nbs/03_cnn.ipynb #c069b5f8
@@ -1019,8 +1023,8 @@ def read_checkpoint(folder:str|Path, # a folder written by `write_checkpoint` (o
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(folder / 'ser_kit.json', f"no usable classifier on the vectors ({type(e).__name__}: "
                                                            f"{e})") from None
-        blank = np.zeros((1, 1, n_bands(rec.features), int(rec.features['seconds'] * FPS) + 1), np.float32)
-        if rec.head_['mean'].shape[0] != (D := rec._embeddings(blank).shape[1]):      # one silent clip: the width
+        blank = np.zeros((1,) + rec._clip_shape(), np.float32)                          # one silent clip: the width
+        if rec.head_['mean'].shape[0] != (D := rec._embeddings(blank).shape[1]):
             raise CheckpointError(folder / 'ser_kit.json', f"the classifier reads {rec.head_['mean'].shape[0]} numbers "
                                                            f"but the networks give {D}; " + RETRAIN.format(kind='cnn'))
     return rec
