@@ -7,7 +7,8 @@ RAVDESS actors 01-16 in folds of four (01-04, 05-08, ...). In each fold the vali
 `choose_val_speakers` picks, as for the plain CNN) get no copies, so early stopping never sees a copy of a training
 voice; the test actors are used for nothing but the score, their clips grouped by speaker (unlabelled) for adaptation.
 With `--adapt em` (the default) or `z` the same networks are also scored with the other classifier on top and with none
-(`adapt=None`: their own softmax; for em also em without the E-step's hedge, `balance` 0), each with the test
+(`adapt=None`: their own softmax; for em also em without the E-step's hedge, `balance` 0, and the classifier
+without class weights), each with the test
 speakers' clips grouped, each clip alone, and with every test speaker keeping only 4 or 2 emotions (`skew_rows`, as
 `ser-kit evaluate --skew`); with `--fusion` the classical model and the fusion are scored on the same skewed tests.
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
@@ -69,6 +70,10 @@ def main():
                 r['cnn_em_b0'] = scored(v, test)
                 for n_emo in (4, 2):
                     r[f'cnn_em_b0_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
+            if cnn.adapt in ('z', 'em'):   # the same classifier fitted without class weights (every clip counts once)
+                v = copy.copy(cnn); v._fit_head(class_weight=None); r['cnn_unweighted'] = scored(v, test)
+                for n_emo in (4, 2):
+                    r[f'cnn_unweighted_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
             if a.fusion:   # weight and temperature chosen on the CNN's validation actors, classical retrained on all 12
                 t = time.time(); fused = FusionRecognizer(n_jobs=2).fit_with_cnn(cnn, train)
                 for n_emo in (4, 2):

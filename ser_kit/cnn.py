@@ -23,9 +23,9 @@ from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, u
 
 # %% auto #0
 __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'EMBED_ADAPT', 'CNN_ADAPT',
-           'HEAD_C', 'HEAD_BALANCE', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device', 'amp_dtype',
-           'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames', 'FrameDataset',
-           'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
+           'HEAD_C', 'HEAD_BALANCE', 'HEAD_CLASS_WEIGHT', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device',
+           'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames',
+           'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
            'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d',
            'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
            'cpu_threads', 'predict_logits', 'validation_scores', 'train_one_epoch', 'train_model', 'CNNRecognizer',
@@ -706,6 +706,7 @@ def _speed_copies(self:CNNRecognizer, df:pd.DataFrame, # the training clips (lab
 # %% ../nbs/03_cnn.ipynb #6c1319e8
 HEAD_C = 0.1        # inverse strength of the L2 penalty of the classifier on the networks' vectors
 HEAD_BALANCE = 0.5  # SpeakerNorm's `balance` for adapt='em' on the vectors (the E-step hedged toward every emotion)
+HEAD_CLASS_WEIGHT = 'balanced'  # every emotion weighs the same in the classifier's loss (UAR counts them equally)
 
 def layer_taps(model:nn.Module) -> list[nn.Module]:
     "The layers a vector also summarises: the stem and every block of `body`, where the network has a `body`."
@@ -765,6 +766,7 @@ def _embeddings(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
 # %% ../nbs/03_cnn.ipynb #dfc2bd81
 @patch
 def _fit_head(self:CNNRecognizer, keep:np.ndarray|None=None, # rows of `head_data_` to fit on (None: all)
+              class_weight:str|None=HEAD_CLASS_WEIGHT,   # 'balanced': each emotion's clips weigh 1 / its share
              ) -> CNNRecognizer:
     "Fit the speaker normalisation and the logistic regression on the training clips' vectors (`head_data_`)."
     from sklearn.linear_model import LogisticRegression
@@ -773,7 +775,7 @@ def _fit_head(self:CNNRecognizer, keep:np.ndarray|None=None, # rows of `head_dat
     self.norm_ = SpeakerNorm(self.adapt, balance=HEAD_BALANCE).fit(E, emo, spk)
     Z = self.norm_.train_transform(E, emo, spk)
     mean, scale = Z.mean(0), Z.std(0) + 1e-8
-    clf = LogisticRegression(C=HEAD_C, max_iter=2000).fit((Z - mean) / scale, y)
+    clf = LogisticRegression(C=HEAD_C, max_iter=2000, class_weight=class_weight).fit((Z - mean) / scale, y)
     W, b = clf.coef_, clf.intercept_
     if len(clf.classes_) == 2: W, b = np.r_[-W, W] / 2, np.r_[-b, b] / 2     # two classes: sklearn keeps one row
     coef, bias = np.zeros((len(self.labels), E.shape[1])), np.full(len(self.labels), -30.0)  # a class not in `keep`
