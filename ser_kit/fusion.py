@@ -45,8 +45,8 @@ def weight_curve(Pc:np.ndarray,     # the classical member's probabilities of th
 # %% ../nbs/03b_fusion.ipynb #c013d632
 def choose_weight(curve:pd.DataFrame, # from `weight_curve`
                  ) -> float:
-    "The weight of the best validation UAR; among equal UARs, the one of the best log-likelihood."
-    return float(curve.sort_values(['uar', 'log_lik'], ascending=False, kind='stable').weight.iloc[0])
+    "The weight of the best validation log-likelihood; among equal ones, the one of the best UAR."
+    return float(curve.sort_values(['log_lik', 'uar'], ascending=False, kind='stable').weight.iloc[0])
 
 # %% ../nbs/03b_fusion.ipynb #c8841c18
 def calibrate(P:np.ndarray,        # probabilities [n_clips, n_classes]
@@ -174,7 +174,7 @@ def _validation_record(curve:pd.DataFrame, fused:np.ndarray, y:np.ndarray, speak
 @patch
 def tune(self:FusionRecognizer, manifest:pd.DataFrame|str|Path, # labelled clips of speakers no member trained on
         ) -> FusionRecognizer:
-    "Choose the weight (unless fixed) by validation UAR, then the temperature by validation NLL; record the scores."
+    "Choose the weight (unless fixed) by validation log-likelihood, then the temperature; record the scores."
     self._check_fitted()
     if any(list(m.labels) != self.labels for m in self.members):
         raise SettingError(None, f"the members know different emotions: {[m.labels for m in self.members]} (does "
