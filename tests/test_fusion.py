@@ -93,8 +93,10 @@ def test_weight_curve_and_choice():
     curve = weight_curve(right, wrong, y)
     assert list(curve.weight) == list(WEIGHT_GRID) and curve.uar.iloc[0] == 1 and curve.uar.iloc[-1] == 0
     assert choose_weight(curve) == 0.0 and choose_weight(weight_curve(wrong, right, y)) == 1.0
-    ties = pd.DataFrame(dict(weight=[0.2, 0.5, 0.8], uar=[0.9, 0.9, 0.7], log_lik=[-0.3, -0.5, -0.1]))
-    assert choose_weight(ties) == 0.2                                   # equal UARs: the better log-likelihood
+    curve = pd.DataFrame(dict(weight=[0.2, 0.5, 0.8], uar=[0.9, 0.9, 0.7], log_lik=[-0.3, -0.5, -0.1]))
+    assert choose_weight(curve) == 0.8                                  # the best log-likelihood, not the best UAR
+    ties = pd.DataFrame(dict(weight=[0.2, 0.5, 0.8], uar=[0.8, 0.9, 0.7], log_lik=[-0.3, -0.3, -0.5]))
+    assert choose_weight(ties) == 0.5                                   # equal log-likelihoods: the better UAR
 
 
 def test_temperature_minimises_the_nll_and_keeps_the_argmax():
