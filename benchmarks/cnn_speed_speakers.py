@@ -8,10 +8,10 @@ RAVDESS actors 01-16 in folds of four (01-04, 05-08, ...). In each fold the vali
 voice; the test actors are used for nothing but the score, their clips grouped by speaker (unlabelled) for adaptation.
 With `--adapt em` (the default) or `z` the same networks are also scored with the other classifier on top and with none
 (`adapt=None`: their own softmax; for em also em without the E-step's hedge, `balance` 0, and the classifier
-without class weights), each with the test
-speakers' clips grouped, each clip alone, and with every test speaker keeping only 4 or 2 emotions (`skew_rows`, as
-`ser-kit evaluate --skew`); with `--fusion` the classical model and the fusion are scored on the same skewed tests, and the fusion
-also with its weight chosen by the rule before (the best validation UAR instead of log-likelihood).
+without class weights), each with the test speakers' clips grouped, each clip alone, and with every test speaker
+keeping only 4 or 2 emotions (`skew_rows`, as `ser-kit evaluate --skew`); with `--fusion` the classical model and the
+fusion are scored on the same skewed tests, and the fusion also with its weight chosen by the rule before (the best
+validation UAR instead of log-likelihood).
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
