@@ -546,12 +546,17 @@ def save(self:EmotionRecognizer, path:str|Path) -> Path:
     return path
 
 # %% ../nbs/02_classical.ipynb #452bd70a
+_FIELD_TYPES = (('featureset', str), ('estimator', str), ('labels', list), ('feature_names', list),
+                ('class_counts', dict), ('settings', dict))   # a tampered file's fields are checked, never trusted
+
 def _model_fields(meta:dict, # the metadata of a classical model file
                   path,      # the file (for error messages)
                  ) -> dict:
     "featureset, featureset_key, feature_names, estimator, labels, class_counts and settings from either schema."
     if 'training' in meta:   # the description schema shared by every model type
-        feats, settings = meta.get('features') or {}, dict(meta.get('training') or {})
+        feats, settings = meta.get('features') or {}, meta.get('training') or {}
+        if not isinstance(feats, dict) or not isinstance(settings, dict):
+            raise ModelFileError(path, "the model description's features or training: not a mapping")
     else:                    # ser_kit 0.1.0: flat keys
         feats, settings = meta, {k: meta[k] for k in ('params', 'emotions', 'balance', 'seed') if k in meta}
     if meta.get('model_type', 'classical') != 'classical':
@@ -561,6 +566,9 @@ def _model_fields(meta:dict, # the metadata of a classical model file
              class_counts=meta.get('class_counts') or {}, settings=settings)
     missing = [k for k in ('featureset', 'feature_names', 'estimator', 'labels') if not d[k]]
     if missing: raise ModelFileError(path, f"the model description lacks {', '.join(missing)}")
+    bad = [k for k, t in _FIELD_TYPES if not isinstance(d[k], t)
+           or (t is list and not all(isinstance(x, str) for x in d[k]))]
+    if bad: raise ModelFileError(path, f"the model description's {', '.join(bad)}: wrong type")
     if d['featureset'] not in FEATURESETS: raise ModelFileError(path, f"unknown feature set {d['featureset']!r}")
     return d
 
@@ -597,7 +605,9 @@ def load(cls:EmotionRecognizer, path:str|Path) -> EmotionRecognizer:
     kw = {'adapt': None, 'speeds': [], 'augment': []}   # files from before these settings
     kw |= {k: v for k, v in d['settings'].items() if k in _LOADED_SETTINGS}
     known = d['estimator'] if d['estimator'] in ESTIMATORS else DEFAULT_ESTIMATOR
-    r = EmotionRecognizer(known, d['featureset'], **kw)   # a tuned model loads as the model it chose
+    try: r = EmotionRecognizer(known, d['featureset'], **kw)   # a tuned model loads as the model it chose
+    except (TypeError, ValueError) as e:   # a SerKitError is a ValueError
+        raise ModelFileError(path, f"unreadable training settings ({getattr(e, 'reason', e)})") from None
     r.estimator = d['estimator']
     r.pipeline_, r.labels, r.feature_names_ = pipe, list(d['labels']), list(d['feature_names'])
     r.class_counts_ = pd.Series(d['class_counts'], name='train_files', dtype=float).reindex(r.labels)

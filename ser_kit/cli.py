@@ -457,8 +457,10 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
                 else f"{r.prediction}\t{max(getattr(r, f'p_{l}') for l in rec.labels):.2f}")
         print(f"{r.path}\t{said}\tspeaker {r.speaker}\t{r.speaker_clips} clip{'s' if r.speaker_clips != 1 else ''}",
               file=stdout)
+    sk = _skipped_frame(table.attrs['skipped'])
+    if not len(table) and len(sk) == 1: raise SerKitError(sk.path.iloc[0], sk.error.iloc[0])   # one bad input: one line
     if line := adaptation_line(rec.adaptation(), table): print(line, file=stderr)
-    sk = report_skipped(_skipped_frame(table.attrs['skipped']), csv, stderr)
+    sk = report_skipped(sk, csv, stderr)
     if len(sk): print(f"{len(sk)} input(s) skipped (listed on stderr); {len(table)} predicted", file=stderr)
     if not len(table): raise SerKitError(None, f"nothing could be predicted: every input was skipped ({len(sk)})")
     if csv:

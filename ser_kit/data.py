@@ -627,6 +627,21 @@ def _read_csv(csv:Path) -> pd.DataFrame:
         raise ManifestError(csv, f"not a valid CSV ({' '.join(str(e).split())})") from None
     except OSError as e: raise ManifestError(csv, f"cannot be read ({e.strerror or e})") from None
 
+# %% ../nbs/00_data.ipynb #f27d6a3e
+def _fill_speakers(df:pd.DataFrame, # a manifest being read (changed in place)
+                   csv:Path,        # its file, for the warning
+                  ) -> None:
+    "Give every row without a speaker the one its file name or folder gives, and say so."
+    spk = df['speaker'].astype(object); empty = spk.isna() | (spk.astype(str).str.strip() == '')
+    if not empty.any(): return
+    found = [_one_speaker(p, 'auto', {}) for p in df.loc[empty, 'path']]      # (speaker, where from, family)
+    df['speaker'] = spk.where(~empty, pd.Series([s or 'unknown' for s, _, _ in found], index=df.index[empty]))
+    df['speaker_from'] = pd.Series('manifest', index=df.index, dtype=object)
+    df.loc[empty, 'speaker_from'] = [src for _, src, _ in found]
+    n = int(empty.sum()); first = ', '.join(str(i + 2) for i in df.index[empty][:5]) + (', ...' if n > 5 else '')
+    warnings.warn(f"{csv}: {n} row(s) without a speaker (row {first}): taken from the file name or folder",
+                  stacklevel=3)
+
 # %% ../nbs/00_data.ipynb #1625f63f
 def read_manifest(csv:str|Path, # a CSV with at least `path, speaker, emotion`
                  ) -> pd.DataFrame:
@@ -636,13 +651,14 @@ def read_manifest(csv:str|Path, # a CSV with at least `path, speaker, emotion`
     if miss: raise ManifestError(csv, f"manifest lacks column(s) {miss}; it needs at least path, speaker, emotion")
     empty = df['path'].isna() | (df['path'].astype(str).str.strip() == '')
     skipped = [(str(csv), f"row {i + 2}: no path") for i in np.flatnonzero(empty)]
-    df = df[~empty].reset_index(drop=True)
+    df = df[~empty].copy()   # the index keeps each row's place in the file until the end
     df['path'] = [str(p if Path(p).is_absolute() else (csv.parent / p).resolve()) for p in df['path'].astype(str)]
+    _fill_speakers(df, csv)
     bad = sorted(set(df['emotion'].astype(str).str.lower()) - set(EMOTION_ALIASES))
     if bad: raise ManifestError(csv, f"unknown emotion label(s) {bad}; known: {list(EMOTIONS)}")
     df['emotion'] = df['emotion'].str.lower().map(EMOTION_ALIASES)
     for c, v in (('corpus', 'custom'), ('gender', 'unknown')): df[c] = df[c] if c in df else v
-    df = df[MANIFEST_COLUMNS + [c for c in df.columns if c not in MANIFEST_COLUMNS]]
+    df = df[MANIFEST_COLUMNS + [c for c in df.columns if c not in MANIFEST_COLUMNS]].reset_index(drop=True)
     df.attrs['skipped'], df.attrs['skipped_files'] = [f"{p}: {r}" for p, r in skipped], skipped
     return df
 
@@ -682,7 +698,9 @@ def _known_speakers(manifest:pd.DataFrame|None) -> dict:
     "path -> (speaker, corpus) from a manifest's `speaker` column (rows without a speaker are left out)."
     if manifest is None: return {}
     corpus = manifest['corpus'] if 'corpus' in manifest else ['manifest'] * len(manifest)
-    return {str(p): (str(s), str(c)) for p, s, c in zip(manifest['path'], manifest['speaker'], corpus) if pd.notna(s)}
+    given = manifest['speaker_from'] == 'manifest' if 'speaker_from' in manifest else [True] * len(manifest)
+    return {str(p): (str(s), str(c)) for p, s, c, g in zip(manifest['path'], manifest['speaker'], corpus, given)
+            if g and pd.notna(s)}
 
 # %% ../nbs/00_data.ipynb #ea47bc7f
 def _one_speaker(path:str, how:str, known:dict) -> tuple[str|None, str, str|None]:
@@ -924,6 +942,8 @@ def atomic_write(dest:str|Path,  # the file to (re)place
     dest = Path(dest); tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp); os.replace(tmp, dest)
+    except OSError as e:   # name the file the user asked for, not the temporary one
+        raise OSError(e.errno, e.strerror or str(e), str(dest)) from None
     finally:
         if tmp.exists(): tmp.unlink()
     return dest
@@ -942,7 +962,8 @@ def input_folders(*sources:str|Path|pd.DataFrame|None, # corpus folders, manifes
     for s in sources:
         if s is None: continue
         if isinstance(s, pd.DataFrame): paths = list(s['path']) if 'path' in s else []
-        elif Path(s).is_dir(): folders.add(Path(s).resolve()); continue
+        elif Path(s).is_dir():   # the folder, and where its audio really lives (a linked sub-folder lies elsewhere)
+            folders.add(Path(s).resolve()); folders |= {f.parent for f in _resolve_all(scan_audio(s)[0])}; continue
         elif not Path(s).is_file(): continue
         else:
             files.add(Path(s).resolve())
@@ -959,17 +980,25 @@ def _resolve_all(paths) -> set[Path]:
         out.add(d / p.name)
     return out
 
+# %% ../nbs/00_data.ipynb #43dfcf6b
+def _holds_audio(folder:Path) -> bool:
+    "Whether `folder` itself (not its sub-folders) holds an audio file."
+    try: return any(e.name.lower().endswith(AUDIO_EXTS) and e.is_file() for e in os.scandir(folder))
+    except OSError: return False   # missing or unreadable: nothing of the user's to protect there
+
 # %% ../nbs/00_data.ipynb #afb0bfb5
 def refuse_inside(out:str|Path,                          # a file or folder about to be written
                   *sources:str|Path|pd.DataFrame|None,   # the command's inputs (None and missing paths are ignored)
                  ):
-    "Raise `OutputPathError` if `out` is an input or lies inside a folder that holds input audio."
+    "Raise `OutputPathError` if `out` is an input, lies inside a folder that holds input audio, or beside any audio."
     folders, files = input_folders(*sources); o = Path(out).expanduser().resolve()
     if o in files: raise OutputPathError(out, "is an input of this command; refusing to overwrite it")
     for d in sorted(folders):
         if o.is_relative_to(d):
             raise OutputPathError(out, f"refusing to write inside {d}, a folder that holds input audio; "
                                        "choose another place")
+    if _holds_audio(o.parent):   # someone's recordings, even if this command does not read them
+        raise OutputPathError(out, f"refusing to write into {o.parent}, a folder that holds audio; choose another place")
 
 # %% ../nbs/00_data.ipynb #29d01705
 OUTPUT_KINDS = {'manifest': ('.csv',), 'features': ('.parquet', '.pq', '.csv'), 'predictions': ('.csv',),
@@ -1041,6 +1070,8 @@ def check_output(out:str|Path,                         # the file or folder a co
                 ) -> Path:
     "Check an output place before the work: its suffix, not among the inputs, replaceable, its folder made, writable."
     if kind not in OUTPUT_KINDS: raise SettingError(None, f"unknown output kind {kind!r}; known: {list(OUTPUT_KINDS)}")
+    if kind not in FOLDER_KINDS and str(out).endswith(('/', os.sep)):   # `Path` would drop the slash that says "folder"
+        raise OutputPathError(out, f"ends in a slash, so it names a folder; a {kind} is a file")
     out, sufs = Path(out).expanduser(), OUTPUT_KINDS[kind]
     if kind in FOLDER_KINDS and out.suffix.lower() in _DATA_SUFFIXES:
         raise OutputPathError(out, f"a {kind} is a folder; give a name without the {out.suffix} suffix")
@@ -1051,6 +1082,8 @@ def check_output(out:str|Path,                         # the file or folder a co
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise OutputPathError(out, f"cannot create its folder ({e.strerror}: {e.filename})") from None
     if not os.access(out.parent, os.W_OK): raise OutputPathError(out, "no permission to write in its folder")
+    try: tempfile.TemporaryFile(dir=out.parent).close()   # the real test (root passes `os.access`; /proc refuses)
+    except OSError as e: raise OutputPathError(out, f"cannot write in its folder ({e.strerror or e})") from None
     return out
 
 # %% ../nbs/00_data.ipynb #2eb662fa

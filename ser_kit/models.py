@@ -19,7 +19,8 @@ __all__ = ['HISTORY_COLUMNS', 'MODEL_FORMAT_VERSION', 'RETRAIN', 'MODEL_TYPES', 
            'plot_confusion', 'per_speaker', 'versions', 'weighted_mean', 'softmax', 'choose_val_speakers',
            'history_frame', 'plot_history', 'sha256_file', 'folder_manifest', 'atomic_folder', 'model_description',
            'write_description', 'read_description', 'expand_inputs', 'Recognizer', 'speaker_ids', 'clips_per_speaker',
-           'decode_clips', 'model_class', 'make_model', 'load_model', 'skew_rows', 'cross_validate', 'bench_predict']
+           'input_speakers', 'decode_clips', 'model_class', 'make_model', 'load_model', 'skew_rows', 'cross_validate',
+           'bench_predict']
 
 # %% ../nbs/01b_models.ipynb #bc199c0c
 class ModelFileError(SerKitError): "A model file or folder that cannot be used; `str(e)` names file and problem."
@@ -403,6 +404,8 @@ def speaker_ids(speakers:Sequence|None, # a speaker id per item, or None (unknow
                ) -> np.ndarray:
     "Speaker ids as strings, aligned with `n` items; unknown speakers get an id of their own (`?0`, `?1`, ...)."
     if speakers is None: return np.array([f'?{i}' for i in range(n)], dtype=object)
+    if isinstance(speakers, (str, bytes)) or not isinstance(speakers, Iterable):   # 'abc' is not three speakers
+        raise SettingError(None, f"speakers must be a sequence of ids, one per file, not a {type(speakers).__name__}")
     ids = np.array([str(s) for s in speakers], dtype=object)
     if len(ids) != n: raise SettingError(None, f"{len(ids)} speakers for {n} files: give one speaker per file")
     return ids
@@ -411,6 +414,15 @@ def speaker_ids(speakers:Sequence|None, # a speaker id per item, or None (unknow
 def clips_per_speaker(ids:Sequence) -> np.ndarray:
     "For each item, how many items share its speaker id."
     s = pd.Series(np.asarray(ids, dtype=object)); return s.map(s.value_counts()).to_numpy()
+
+# %% ../nbs/01b_models.ipynb #085b8021
+def input_speakers(inputs:list,          # the inputs as given: files, missing paths, folders
+                   speakers:Sequence,    # a speaker id per input (per file found if a folder is among the inputs)
+                   files:list[str],      # the files `expand_inputs` found
+                  ) -> np.ndarray:
+    "Speaker ids aligned with `files`: a missing input drops out with its speaker."
+    if any(Path(p).is_dir() for p in inputs): return speaker_ids(speakers, len(files))
+    return speaker_ids(speakers, len(inputs))[[Path(p).exists() for p in inputs]]
 
 # %% ../nbs/01b_models.ipynb #3ba28d42
 def decode_clips(paths:Sequence[str|Path], # audio files
@@ -444,11 +456,11 @@ def predict_proba_batch(self:Recognizer, paths:Sequence[str], # audio files
 # %% ../nbs/01b_models.ipynb #383fc8b7
 @patch
 def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
-                  speakers:Sequence|None=None, # a speaker id per file, after folders are expanded (None: unknown)
+                  speakers:Sequence|None=None, # a speaker id per input (per file found if a folder is given; None: unknown)
                  ) -> pd.DataFrame:
     "`path, prediction, p_<emotion>...` for each readable file (folders expanded); the others in `.attrs['skipped']`."
-    self._check_fitted()
-    files, missing = expand_inputs(paths); ids = speaker_ids(speakers, len(files)) if speakers is not None else None
+    self._check_fitted(); paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    files, missing = expand_inputs(paths); ids = None if speakers is None else input_speakers(paths, speakers, files)
     P, ok, skipped = self.predict_proba_batch(files, ids) if files else (np.zeros((0, len(self.labels))), [], None)
     out = pd.DataFrame({'path': ok, 'prediction': [self.labels[i] for i in P.argmax(1)] if len(ok) else []})
     for j, l in enumerate(self.labels): out[f'p_{l}'] = P[:, j] if len(ok) else []
@@ -465,7 +477,7 @@ def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files an
 # %% ../nbs/01b_models.ipynb #3f3ed9bc
 @patch
 def predict(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
-            speakers:Sequence|None=None, # a speaker id per file, after folders are expanded (None: unknown)
+            speakers:Sequence|None=None, # a speaker id per input (per file found if a folder is given; None: unknown)
            ) -> list[str]:
     "The predicted emotion of each file (folders expanded); an unreadable file raises an error naming it."
     t = self.predict_table(paths, speakers); sk = t.attrs['skipped']

@@ -113,7 +113,8 @@ def test_strangers_files_and_audio_are_never_overwritten(corpus, model, tmp_path
     d, m = corpus
     notes = tmp_path / 'notes.csv'
     notes.write_text('my,own\n1,2\n')
-    clip = tmp_path / 'keep.wav'
+    clip = tmp_path / 'mine' / 'keep.wav'   # in a folder of its own: nothing is ever written beside audio
+    clip.parent.mkdir()
     shutil.copy(d / 'Actor_01' / CLIP, clip)
     disguised = tmp_path / 'keep.csv'
     shutil.copy(clip, disguised)
@@ -122,10 +123,46 @@ def test_strangers_files_and_audio_are_never_overwritten(corpus, model, tmp_path
     last_error(run('corpus', m, '--csv', m), 'is an input')
     last_error(run('train', m, '--model', 'cnn', '-o', tmp_path / 'cnn.wav'), 'without the .wav suffix')
     last_error(run('train', m, '-o', tmp_path / 'model.zip'), 'must end in .skops')
+    last_error(run('predict', model, d / 'Actor_01' / CLIP, '--csv', clip.parent / 'p.csv'), 'folder that holds audio')
     assert notes.read_text() == 'my,own\n1,2\n' and disguised.read_bytes() == clip.read_bytes()
+    assert sorted(os.listdir(clip.parent)) == ['keep.wav']
     ok = tmp_path / 'p.csv'
     for _ in range(2):
         assert run('predict', model, d / 'Actor_01' / CLIP, '--csv', ok).returncode == 0  # ours: replaced
+
+
+def test_audio_reached_through_a_link_or_not_read_is_still_protected(corpus, model, tmp_path):
+    "An input folder that links to audio elsewhere, and a folder of audio this command does not read: nothing lands."
+    d, m = corpus
+    before = tree_hash(d)
+    (tmp_path / 'in').mkdir()
+    (tmp_path / 'in' / 'b').symlink_to(d / 'Actor_02')
+    last_error(run('predict', model, tmp_path / 'in', '--csv', d / 'Actor_02' / 'sub' / 'p.csv'), 'holds input audio')
+    last_error(run('predict', model, d / 'Actor_01', '--csv', d / 'Actor_02' / 'p.csv'), 'a folder that holds audio')
+    assert tree_hash(d) == before
+
+
+def test_manifest_with_some_speakers_missing_trains_and_evaluates(corpus, tmp_path):
+    "Empty `speaker` cells take the speaker of the file name (RAVDESS here), with a warning; no traceback."
+    d, m = corpus
+    df = pd.read_csv(m, dtype={'speaker': str})
+    df.loc[::7, 'speaker'] = None
+    part = tmp_path / 'part.csv'
+    df.to_csv(part, index=False)
+    r = run('train', part, '-o', tmp_path / 'p.skops', '--estimator', 'logreg', '--adapt', 'em', '-j', '1')
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
+    assert 'without a speaker' in r.stderr and 'taken from the file name or folder' in r.stderr
+    r = run('evaluate', part, '--folds', '2', '--estimator', 'logreg', '--adapt', 'none', '-j', '1')   # 1 actor a fold
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_trailing_slash_and_unwritable_folder_refused_before_the_work(model, corpus, tmp_path):
+    d, m = corpus
+    r = run('predict', model, d / 'Actor_01' / CLIP, '--csv', f"{tmp_path}/out.csv/")
+    last_error(r, 'ends in a slash')
+    assert not (tmp_path / 'out.csv').exists() and CLIP not in r.stdout
+    if Path('/proc/self').is_dir():
+        last_error(run('predict', model, d / 'Actor_01' / CLIP, '--csv', '/proc/p.csv'), '/proc/p.csv', 'cannot write')
 
 
 # ---- 2. output places checked before the work ------------------------------------------------------------------------
@@ -294,7 +331,9 @@ def test_absurd_samples_in_the_cnn_predict_path(tiny_corpus, tmp_path):
 def test_silent_successes_are_errors(tmp_path, model, tiny_corpus):
     last_error(run('features', '/typo', '--out', tmp_path / 'f.csv'), '/typo')
     assert not (tmp_path / 'f.csv').exists()
-    last_error(run('predict', model, tmp_path / 'nope.wav'), 'nothing could be predicted')
+    r = run('predict', model, tmp_path / 'nope.wav')   # one bad input: one line naming it, nothing else
+    last_error(r, 'nope.wav: no such file or folder')
+    assert r.stderr.strip().count('\n') == 0, r.stderr
     m = tmp_path / 'tiny.csv'
     tiny_corpus.to_csv(m, index=False)
     r = run(
