@@ -998,7 +998,8 @@ def refuse_inside(out:str|Path,                          # a file or folder abou
             raise OutputPathError(out, f"refusing to write inside {d}, a folder that holds input audio; "
                                        "choose another place")
     if _holds_audio(o.parent):   # someone's recordings, even if this command does not read them
-        raise OutputPathError(out, f"refusing to write into {o.parent}, a folder that holds audio; choose another place")
+        raise OutputPathError(out, f"refusing to write into {o.parent}, a folder that holds audio; "
+                                   "choose another place")
 
 # %% ../nbs/00_data.ipynb #29d01705
 OUTPUT_KINDS = {'manifest': ('.csv',), 'features': ('.parquet', '.pq', '.csv'), 'predictions': ('.csv',),

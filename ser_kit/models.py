@@ -456,7 +456,7 @@ def predict_proba_batch(self:Recognizer, paths:Sequence[str], # audio files
 # %% ../nbs/01b_models.ipynb #383fc8b7
 @patch
 def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
-                  speakers:Sequence|None=None, # a speaker id per input (per file found if a folder is given; None: unknown)
+                  speakers:Sequence|None=None, # a speaker id per input (per file found for a folder; None: unknown)
                  ) -> pd.DataFrame:
     "`path, prediction, p_<emotion>...` for each readable file (folders expanded); the others in `.attrs['skipped']`."
     self._check_fitted(); paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -477,7 +477,7 @@ def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files an
 # %% ../nbs/01b_models.ipynb #3f3ed9bc
 @patch
 def predict(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
-            speakers:Sequence|None=None, # a speaker id per input (per file found if a folder is given; None: unknown)
+            speakers:Sequence|None=None, # a speaker id per input (per file found for a folder; None: unknown)
            ) -> list[str]:
     "The predicted emotion of each file (folders expanded); an unreadable file raises an error naming it."
     t = self.predict_table(paths, speakers); sk = t.attrs['skipped']
