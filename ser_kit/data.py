@@ -635,8 +635,8 @@ def _fill_speakers(df:pd.DataFrame, # a manifest being read (changed in place)
     spk = df['speaker'].astype(object); empty = spk.isna() | (spk.astype(str).str.strip() == '')
     if not empty.any(): return
     found = [_one_speaker(p, 'auto', {}) for p in df.loc[empty, 'path']]      # (speaker, where from, family)
-    df['speaker'] = spk.where(~empty, pd.Series([s or 'unknown' for s, _, _ in found], index=df.index[empty]))
-    df['speaker_from'] = pd.Series('manifest', index=df.index, dtype=object)
+    df['speaker'], df['speaker_from'] = spk, pd.Series('manifest', index=df.index, dtype=object)
+    df.loc[empty, 'speaker'] = [s or 'unknown' for s, _, _ in found]
     df.loc[empty, 'speaker_from'] = [src for _, src, _ in found]
     n = int(empty.sum()); first = ', '.join(str(i + 2) for i in df.index[empty][:5]) + (', ...' if n > 5 else '')
     warnings.warn(f"{csv}: {n} row(s) without a speaker (row {first}): taken from the file name or folder",
