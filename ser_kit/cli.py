@@ -11,7 +11,7 @@ import numpy as np, pandas as pd
 from .data import _utf8_name
 from .data import (SerKitError, SettingError, OutputPathError, load_corpus, check_audio, format_summary,
                           refuse_inside, make_demo_corpus, find_speakers, check_output, output_kind, scan_audio,
-                          atomic_write, printable_path, speaker_groups, speaker_folds)
+                          atomic_write, printable_path, speaker_groups, speaker_folds, input_folders)
 from .features import get_featureset, extract_features, bench_features
 from .models import (load_model, make_model, cross_validate, bench_predict, expand_inputs, Recognizer,
                             model_class, versions, sha256_file)
@@ -42,8 +42,9 @@ def _output_path(path:str|Path,               # a file (or folder) a command is 
                  *sources:str|Path|pd.DataFrame|None, # the command's inputs: corpus folders, manifests, audio files
                 ) -> Path:
     "Check an output place and the skipped-files list beside it before the work starts (`check_output`, lesson 00)."
-    path = check_output(path, kind, *sources)
-    check_output(_skipped_path(path), 'skipped', *sources)
+    places = input_folders(*sources)                    # scanned once for both checks
+    path = check_output(path, kind, places)
+    check_output(_skipped_path(path), 'skipped', places)
     return path
 
 # %% ../nbs/99_cli.ipynb #4c47e878
@@ -446,7 +447,9 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
     "`ser-kit predict`: each file's emotion, its speaker found by itself; unreadable files are skipped, not fatal."
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     if isinstance(inputs, (str, Path)): inputs = [inputs]
-    if csv: csv, side = _output_path(csv, 'predictions', *inputs), _check_settings(_settings_path(csv), *inputs)
+    if csv:                                                 # the input folders are scanned once for the three checks
+        places = input_folders(*inputs)
+        csv, side = _output_path(csv, 'predictions', places), _check_settings(_settings_path(csv), places)
     found, missing = gather_inputs(inputs, speaker_from)
     rec = load_model(model_file)
     with dask_backend(dask) as client:
@@ -577,8 +580,9 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
         return _evaluate_dimensions(source, mk, protocol, folds, seed, json_out, stdout, stderr)
     runs = _adaptation_runs(model, mk)                          # a bad setting fails now, not after the first fold
     man = load_corpus(source)
-    if json_out: json_out = _output_path(json_out, 'result', source, man)
-    if report_dir: report_dir = _output_path(report_dir, 'report', source, man)
+    places = input_folders(source, man) if json_out or report_dir else None   # scanned once for every output
+    if json_out: json_out = _output_path(json_out, 'result', places)
+    if report_dir: report_dir = _output_path(report_dir, 'report', places)
     man = _readable(man, n_jobs, json_out or report_dir, stderr)
     with dask_backend(dask) as client:
         if client: runs = {name: s | {'n_jobs': -1} for name, s in runs.items()}   # every worker of the cluster
@@ -636,13 +640,13 @@ def _estimators(spec:str|list|None, # `--estimators svc,logreg,...` (None or 'al
 # %% ../nbs/99_cli.ipynb #82f63fe5
 def _search_dir(out:str|Path, *sources:str|Path|pd.DataFrame|None) -> Path:
     "Check the search folder before the work: never among input audio; new, empty, or an earlier search (replaced)."
-    out = Path(out).expanduser(); refuse_inside(out, *sources)
+    out, places = Path(out).expanduser(), input_folders(*sources); refuse_inside(out, places)
     if not (out.is_dir() and _is_settings(out / 'settings.json', 'search')):
         if out.exists() and not (out.is_dir() and not any(out.iterdir())):
             raise OutputPathError(out, "exists and is not a ser_kit search folder; refusing to write into it "
                                        "(choose another --out)")
-        out = check_output(out, 'report', *sources)        # its name, its parent made, writable
-    check_output(_skipped_path(out), 'skipped', *sources)
+        out = check_output(out, 'report', places)          # its name, its parent made, writable
+    check_output(_skipped_path(out), 'skipped', places)
     return out
 
 # %% ../nbs/99_cli.ipynb #7a4a3d40

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, re, stat, sys, tempfile, uuid, warnings
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 import numpy as np, pandas as pd, soundfile as sf, soxr
 
 # %% auto #0
@@ -24,13 +24,13 @@ __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_E
            'speaker_from_name', 'speaker_from_folder', 'find_speakers', 'find_data', 'get_corpus', 'AudioError',
            'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError', 'SilentAudioError', 'TooShortAudioError',
            'TooLongAudioError', 'UnreadableAudioError', 'AbsurdAudioError', 'wav_truncation', 'load_audio', 'cache_dir',
-           'writable_cache_dir', 'atomic_write', 'input_folders', 'refuse_inside', 'output_kind', 'check_output',
-           'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES', 'CONSONANTS', 'RECIPE_COLUMNS',
-           'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe', 'recipe_table', 'actor_rng', 'actor_style',
-           'actor_voice', 'personal_recipe', 'syllable_plan', 'pitch_contour', 'glottal_source', 'pulse_table',
-           'formant_ba', 'band_ba', 'voicing_envelope', 'vowel_targets', 'formant_filter', 'consonant_noise',
-           'voiced_sound', 'synth_utterance', 'place_in_recording', 'ravdess_codes', 'ravdess_name', 'synth_file',
-           'write_actor', 'demo_settings', 'make_demo_corpus']
+           'writable_cache_dir', 'atomic_write', 'InputPlaces', 'input_folders', 'refuse_inside', 'output_kind',
+           'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES', 'CONSONANTS',
+           'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe', 'recipe_table', 'actor_rng',
+           'actor_style', 'actor_voice', 'personal_recipe', 'syllable_plan', 'pitch_contour', 'glottal_source',
+           'pulse_table', 'formant_ba', 'band_ba', 'voicing_envelope', 'vowel_targets', 'formant_filter',
+           'consonant_noise', 'voiced_sound', 'synth_utterance', 'place_in_recording', 'ravdess_codes', 'ravdess_name',
+           'synth_file', 'write_actor', 'demo_settings', 'make_demo_corpus']
 
 # %% ../nbs/00_data.ipynb #232c5aec
 def corpus_summary(df:pd.DataFrame, # a corpus manifest
@@ -955,12 +955,19 @@ def _manifest_paths(csv:Path) -> list[str]:
     except (SerKitError, OSError): return []
 
 # %% ../nbs/00_data.ipynb #dcf6278a
-def input_folders(*sources:str|Path|pd.DataFrame|None, # corpus folders, manifest CSVs or DataFrames, audio files
-                 ) -> tuple[set[Path], set[Path]]:
+class InputPlaces(NamedTuple):
+    "Where a command's input audio lives, found once and passed to each output check as a source of its own."
+    folders: set[Path]  # the folders that hold input audio, resolved
+    files: set[Path]    # the input files themselves, resolved
+
+def input_folders(*sources:str|Path|pd.DataFrame|InputPlaces|None, # corpus folders, manifest CSVs or DataFrames,
+                                                                     # audio files, or places found before
+                 ) -> InputPlaces:
     "(the folders that hold input audio, resolved; the input files themselves, resolved)."
     folders, files = set(), set()
     for s in sources:
         if s is None: continue
+        if isinstance(s, InputPlaces): folders |= s.folders; files |= s.files; continue
         if isinstance(s, pd.DataFrame): paths = list(s['path']) if 'path' in s else []
         elif Path(s).is_dir():   # the folder, and where its audio really lives (a linked sub-folder lies elsewhere)
             folders.add(Path(s).resolve()); folders |= {f.parent for f in _resolve_all(scan_audio(s)[0])}; continue
@@ -969,7 +976,7 @@ def input_folders(*sources:str|Path|pd.DataFrame|None, # corpus folders, manifes
             files.add(Path(s).resolve())
             paths = _manifest_paths(Path(s)) if Path(s).suffix.lower() == '.csv' else [s]
         got = _resolve_all(paths); files |= got; folders |= {p.parent for p in got}
-    return folders, files
+    return InputPlaces(folders, files)
 
 def _resolve_all(paths) -> set[Path]:
     "`{Path(p).resolve() for p in paths}`, resolving each folder once: a corpus has many files in few folders."

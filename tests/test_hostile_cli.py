@@ -425,3 +425,15 @@ def test_manifest_rows_without_a_path_are_skipped(tmp_path, tiny_corpus):
     m.to_csv(tmp_path / 'm.csv', index=False)
     df = read_manifest(tmp_path / 'm.csv')
     assert len(df) == len(m) - 1 and df.attrs['skipped_files'] == [(str(tmp_path / 'm.csv'), 'row 4: no path')]
+
+
+def test_predict_scans_its_input_folder_once_for_all_output_checks(corpus, model, tmp_path, monkeypatch):
+    "`predict --csv` checks three outputs (the CSV, its skipped list, its settings); the input folder is scanned once."
+    import ser_kit.data as data
+
+    d, _ = corpus
+    calls, scan = [], data.scan_audio
+    monkeypatch.setattr(data, 'scan_audio', lambda *a, **k: calls.append(a[0]) or scan(*a, **k))   # input_folders' scan
+    assert main(['predict', str(model), str(d), '--csv', str(tmp_path / 'p.csv')]) == 0
+    assert [Path(c) for c in calls] == [d], calls
+    assert (tmp_path / 'p.csv').is_file() and (tmp_path / 'p.csv.settings.json').is_file()
