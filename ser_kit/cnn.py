@@ -617,16 +617,22 @@ class CNNRecognizer(Recognizer):
     def train_settings(self) -> CNNSettings:
         "The settings `train_model` gets for each network."
         return CNNSettings(**{f.name: getattr(self, f.name) for f in fields(CNNSettings)})
-    def save(self, path:str|Path) -> Path:
-        "Write `model.safetensors` and `ser_kit.json` into the folder `path`, atomically."
-        return write_checkpoint(path, self)
-    @classmethod
-    def load(cls, path:str|Path) -> 'CNNRecognizer':
-        "Load a folder written by `save`; a broken or tampered checkpoint raises `CheckpointError` naming the file."
-        return read_checkpoint(path)
-    def __repr__(self):
-        n = len(self.networks) or self.n_models
-        return f"CNNRecognizer(arch={self.arch!r}, labels={self.labels}, n_models={n})"
+
+# %% ../nbs/03_cnn.ipynb #b12e44c7
+@patch
+def save(self:CNNRecognizer, path:str|Path) -> Path:
+    "Write `model.safetensors` and `ser_kit.json` into the folder `path`, atomically (`write_checkpoint`, below)."
+    return write_checkpoint(path, self)
+
+@patch(cls_method=True)
+def load(cls:CNNRecognizer, path:str|Path) -> CNNRecognizer:
+    "Load a folder written by `save`; a broken or tampered checkpoint raises `CheckpointError` naming the file."
+    return read_checkpoint(path)
+
+@patch
+def __repr__(self:CNNRecognizer):
+    n = len(self.networks) or self.n_models
+    return f"CNNRecognizer(arch={self.arch!r}, labels={self.labels}, n_models={n})"
 
 # %% ../nbs/03_cnn.ipynb #97d2b3b8
 @patch
