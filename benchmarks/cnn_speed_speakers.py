@@ -16,7 +16,7 @@ Writes results/cnn_speed_speakers.json (the runs kept are named by their setting
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
         [--tta 1] [--adapt em|z|speaker|none] [--kind logmel|mfcc] [--fusion] [--protocol four|emobox] [--threads 2]
-        [--out FILE]
+        [--swa K ...] [--out FILE]
 """
 import argparse, copy, json, os, platform, sys, time, warnings
 from pathlib import Path
@@ -26,8 +26,34 @@ from adaptation import four_actor_folds
 from cnn_adapt_cv import scored
 from ser_kit.data import load_corpus, emobox_folds
 from ser_kit.models import versions, skew_rows, ordered_labels
-from ser_kit.cnn import CNNRecognizer
+import ser_kit.cnn as cnn_module
+from ser_kit.cnn import CNNRecognizer, FrameDataset, crop_frames
 from ser_kit.fusion import FusionRecognizer
+
+
+class Snapshots:
+    "Wraps `train_one_epoch`: keeps each network's weights after each of its last `keep` epochs (reads, never changes)."
+    def __init__(self, keep: int):
+        self.keep, self.runs, self.orig = keep, [], cnn_module.train_one_epoch
+
+    def __call__(self, model, loader, opt, sched, scaler, s, ep, *args, **kw):
+        loss = self.orig(model, loader, opt, sched, scaler, s, ep, *args, **kw)
+        if ep == 0: self.runs.append([])
+        if ep >= s.epochs - self.keep:
+            self.runs[-1].append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        return loss
+
+
+def averaged(net, states, X, crop):
+    "A copy of `net` with the mean of `states`' weights, its batch-norm statistics recomputed on centre crops of `X`."
+    avg = copy.deepcopy(net).cpu()
+    sd = {k: (torch.stack([st[k].float() for st in states]).mean(0).to(v.dtype) if v.is_floating_point() else v)
+          for k, v in states[-1].items()}
+    avg.load_state_dict(sd)
+    loader = torch.utils.data.DataLoader(FrameDataset(X, None, crop, train=False), 64, num_workers=0)
+    with torch.random.fork_rng():
+        torch.optim.swa_utils.update_bn(loader, avg)
+    return avg.eval()
 
 
 def main():
@@ -39,6 +65,7 @@ def main():
     ap.add_argument('--fusion', action='store_true', help='also the fusion with the default classical model')
     ap.add_argument('--kind', default='logmel', choices=['logmel', 'mfcc'], help='the input: log-mel bands or MFCCs')
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--swa', type=int, nargs='*', default=[], help='also score each network averaged over its last K epochs')
     ap.add_argument('--folds', type=int, nargs='*', default=None, help='which folds (default: all)')
     ap.add_argument('--protocol', default='four', choices=['four', 'emobox'],
                     help="four: actors 01-04, 05-08, ...; emobox: the EmoBox folds that have test actors here")
@@ -52,6 +79,7 @@ def main():
         for k, (tr, te) in enumerate(folds):
             if a.folds is not None and k not in a.folds: continue
             train, test = rav.iloc[tr], rav.iloc[te]; t = time.time()
+            if a.swa: snaps = cnn_module.train_one_epoch = Snapshots(max(a.swa))
             cnn = CNNRecognizer(epochs=a.epochs, adapt=a.adapt, speeds=a.speeds, n_models=a.models, tta=a.tta,
                                 patience=a.patience, features=dict(kind=a.kind), n_jobs=1).fit(train)
             minutes = round((time.time() - t) / 60, 1)                     # training only, not the scoring below
@@ -87,13 +115,27 @@ def main():
                 r |= dict(fusion_by_uar=scored(by_uar, test), weight_by_uar=by_uar.weight_)
                 r |= dict(classical=scored(fused.members[0], test), fusion=scored(fused, test), weight=fused.weight_,
                           temperature=fused.temperature_, fusion_extra_minutes=round((time.time() - t) / 60, 1))
+            if a.swa:   # the same networks, each replaced by the average of its last K epochs; the classifier refitted
+                cnn_module.train_one_epoch = snaps.orig
+                X, y, spk, voice, va = cnn._training_arrays(train); crop = cnn._crop()
+                for K in a.swa:
+                    v = copy.copy(cnn); v.networks = [averaged(n, st[-K:], X[~va], crop) for n, st in zip(cnn.networks,
+                                                                                                        snaps.runs)]
+                    if v.adapt in ('z', 'em'):
+                        v.head_data_ = dict(E=v._embeddings(X), y=y, spk=spk, voice=voice); v._fit_head()
+                    vx = (crop_frames(X[va], crop) if crop else X[va])
+                    r[f'cnn_swa{K}'], r[f'cnn_swa{K}_val_uar'] = scored(v, test), [
+                        cnn_module.validation_scores(n, (vx, y[va]), 'cpu')['val_uar'] for n in v.networks]
+                    if a.fusion: r[f'fusion_swa{K}'] = scored(FusionRecognizer(n_jobs=2).fit_with_cnn(v, train), test)
+                r['best_val_uar'] = [float(h.val_uar.max()) for h in cnn.network_histories().values()]
             rows.append(r); print(json.dumps(r), flush=True)
     res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips)",
                protocol=('folds of 4 actors' if a.protocol == 'four' else 'the EmoBox RAVDESS folds with test actors '
                          'among those present') + '; 2 training actors (no copies of them) validate',
                settings=vars(a), date=time.strftime('%Y-%m-%d'),
                uar={m: round(float(np.mean([r[m] for r in rows])), 4)
-                    for m in rows[0] if m.startswith(('cnn', 'classical', 'fusion')) and m != 'fusion_extra_minutes'},
+                    for m in rows[0] if m.startswith(('cnn', 'classical', 'fusion')) and m != 'fusion_extra_minutes'
+                    and not m.endswith('val_uar')},
                folds=rows, seconds=round(time.time() - t0), versions=versions('torch'),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count(), threads=a.threads))
     Path(a.out).write_text(json.dumps(res, indent=1)); print(json.dumps(res, indent=1))

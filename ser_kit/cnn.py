@@ -5,6 +5,7 @@
 # %% ../nbs/03_cnn.ipynb #f434b266
 from __future__ import annotations
 import os, time, copy, inspect, warnings
+from collections import deque
 from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass, fields, replace
@@ -28,9 +29,9 @@ __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'NORMS', 'ARCHS
            'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
            'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d',
            'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
-           'cpu_threads', 'predict_logits', 'validation_scores', 'train_one_epoch', 'train_model', 'CNNRecognizer',
-           'layer_taps', 'time_stats', 'network_vectors', 'clip_band_means', 'speaker_band_means', 'write_checkpoint',
-           'read_checkpoint']
+           'cpu_threads', 'predict_logits', 'validation_scores', 'train_one_epoch', 'average_weights',
+           'refresh_batchnorm', 'train_model', 'CNNRecognizer', 'layer_taps', 'time_stats', 'network_vectors',
+           'clip_band_means', 'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
 
 # %% ../nbs/03_cnn.ipynb #edc69528
 def default_device() -> str:
@@ -444,12 +445,13 @@ class CNNSettings:
     augment:dict|None = None       # augmentation settings (None: AUGMENT; {} for none); includes `mixup`
     t0:int|None = None             # epochs of the first cosine cycle (None: epochs // 3, so that t0 + 2 t0 = epochs)
     clip:float = 5.0               # gradient norm clipping
+    swa:int = 0                    # keep the average of the last `swa` epochs' weights, not the best validation epoch
 
     def __post_init__(self):
         self.augment = dict(AUGMENT if self.augment is None else self.augment)
         unknown = sorted(set(self.augment) - set(AUGMENT))
         if unknown: raise SettingError(None, f"unknown augmentation(s) {unknown}; choose from {list(AUGMENT)}")
-        for name, low in (('epochs', 1), ('batch_size', 1), ('patience', 1), ('t0', 1)):
+        for name, low in (('epochs', 1), ('batch_size', 1), ('patience', 1), ('t0', 1), ('swa', 0)):
             v = getattr(self, name)
             if v is not None and v < low: raise SettingError(None, f"{name} must be at least {low}, not {v}")
         if not (self.lr > 0 and self.clip > 0):
@@ -528,6 +530,25 @@ def _epoch_line(row:dict, best:bool) -> str:
     mark = '  *' if best else ''
     return f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.3f}{val}  {row['seconds']:.1f} s{mark}"
 
+# %% ../nbs/03_cnn.ipynb #941bb897
+def average_weights(states:Sequence[dict], # state dicts of one architecture
+                   ) -> dict:
+    "The element-wise mean of `states` (integer entries, such as batch-norm counters, are taken from the last)."
+    return {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v.clone()
+            for k, v in states[-1].items()}
+
+# %% ../nbs/03_cnn.ipynb #49dafefb
+@torch.no_grad()
+def refresh_batchnorm(model:nn.Module,   # a network whose weights were replaced (e.g. averaged)
+                      ds:FrameDataset,   # its training examples: their centre crops are used
+                      device:str='cpu',  # where the model is
+                      batch_size:int=64, # clips per forward pass
+                     ) -> nn.Module:
+    "Recompute `model`'s batch-norm running statistics on centre crops of `ds`; returns it in evaluation mode."
+    loader = torch.utils.data.DataLoader(FrameDataset(ds.X, None, ds.crop, train=False), batch_size, num_workers=0)
+    with torch.random.fork_rng(): torch.optim.swa_utils.update_bn(loader, model, device)
+    return model.eval()
+
 # %% ../nbs/03_cnn.ipynb #098d4748
 def train_model(model:nn.Module,              # the network (moved to `device`)
                 train_ds:FrameDataset,        # training examples (random crops)
@@ -538,7 +559,7 @@ def train_model(model:nn.Module,              # the network (moved to `device`)
                 progress:bool=False,          # print one line per epoch
                 **changes,                    # settings changed from `settings`, e.g. epochs=5, augment={}
                ) -> pd.DataFrame:
-    "Train `model` in place (ending with its best validation weights); returns the per-epoch history."
+    "Train `model` in place (ending with its best validation weights, or the average of its last `swa` epochs)."
     unknown = sorted(set(changes) - {f.name for f in fields(CNNSettings)})
     if unknown: raise SettingError(None, f"{', '.join(unknown)}: not a training setting (see CNNSettings)")
     s = replace(settings or CNNSettings(), **changes); device = device or default_device(); gen = seed_everything(seed)
@@ -547,7 +568,7 @@ def train_model(model:nn.Module,              # the network (moved to `device`)
     scaler = torch.amp.GradScaler('cuda', enabled=amp_dtype(device) == torch.float16)
     loader = torch.utils.data.DataLoader(train_ds, s.batch_size, shuffle=True, num_workers=0, generator=gen,
                                          drop_last=len(train_ds) > s.batch_size)
-    hist, best, best_state, wait = [], -np.inf, None, 0
+    hist, best, best_state, wait, last = [], -np.inf, None, 0, deque(maxlen=max(s.swa, 1))
     for ep in range(s.epochs):
         t = time.time(); loss = train_one_epoch(model, loader, opt, sched, scaler, s, ep, gen, device)
         row = dict(epoch=ep + 1, train_loss=loss, lr=opt.param_groups[0]['lr'], seconds=time.time() - t)
@@ -555,9 +576,14 @@ def train_model(model:nn.Module,              # the network (moved to `device`)
         hist.append(row); score = row.get('val_uar', -loss)
         if score > best: best, best_state, wait = score, copy.deepcopy(model.state_dict()), 0
         else: wait += 1
+        if s.swa: last.append(copy.deepcopy(model.state_dict()))
         if progress: print(_epoch_line(row, wait == 0), flush=True)
         if val is not None and s.patience is not None and wait >= s.patience: break
-    model.load_state_dict(best_state); model.eval()
+    if not s.swa: model.load_state_dict(best_state); model.eval(); return history_frame(hist)
+    model.load_state_dict(average_weights(last)); refresh_batchnorm(model, train_ds, device)
+    if progress and val is not None:
+        print(f"epochs {hist[-1]['epoch'] - len(last) + 1}-{hist[-1]['epoch']} averaged: "
+              f"val UAR {validation_scores(model, val, device)['val_uar']:.3f}", flush=True)
     return history_frame(hist)
 
 # %% ../nbs/03_cnn.ipynb #e1ab0b3e
@@ -579,6 +605,8 @@ class CNNRecognizer(Recognizer):
                  augment:dict|None=None,       # augmentation settings (default AUGMENT; {} for none)
                  t0:int|None=None,             # epochs of the first cosine cycle (None: epochs // 3)
                  clip:float=5.0,               # gradient norm clipping
+                 swa:int=0,                    # keep the average of the last `swa` epochs' weights (0: the best
+                                               # validation epoch)
                  features:dict|None=None,      # feature settings (default FEATURES)
                  arch_params:dict|None=None,   # architecture settings, e.g. dict(channels=(32, 64, 128))
                  n_models:int=3,               # ensemble size (networks trained with seeds seed, seed+1, ...)
@@ -602,7 +630,7 @@ class CNNRecognizer(Recognizer):
         self.band_mean_: np.ndarray|None = None   # the average training speaker's band means (adapt='speaker')
         self.norm_, self.head_ = None, None       # speaker normalisation and classifier of the vectors ('z', 'em')
         self.head_data_: dict|None = None         # the training clips' vectors: kept in memory, never saved
-        train = CNNSettings(epochs, batch_size, lr, weight_decay, label_smoothing, patience, augment, t0, clip)
+        train = CNNSettings(epochs, batch_size, lr, weight_decay, label_smoothing, patience, augment, t0, clip, swa)
         for f in fields(CNNSettings): setattr(self, f.name, _plain(getattr(train, f.name)))   # checked, filled in
         self.arch, self.arch_params = arch, _plain(arch_params or {})
         self.features = _plain({**FEATURES, **(features or {})})
