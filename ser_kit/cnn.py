@@ -530,14 +530,14 @@ def _epoch_line(row:dict, best:bool) -> str:
     mark = '  *' if best else ''
     return f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.3f}{val}  {row['seconds']:.1f} s{mark}"
 
-# %% ../nbs/03_cnn.ipynb #941bb897
+# %% ../nbs/03_cnn.ipynb #53840b8c
 def average_weights(states:Sequence[dict], # state dicts of one architecture
                    ) -> dict:
     "The element-wise mean of `states` (integer entries, such as batch-norm counters, are taken from the last)."
     return {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v.clone()
             for k, v in states[-1].items()}
 
-# %% ../nbs/03_cnn.ipynb #49dafefb
+# %% ../nbs/03_cnn.ipynb #d6c3ec74
 @torch.no_grad()
 def refresh_batchnorm(model:nn.Module,   # a network whose weights were replaced (e.g. averaged)
                       ds:FrameDataset,   # its training examples: their centre crops are used
