@@ -27,7 +27,7 @@ from cnn_adapt_cv import scored
 from ser_kit.data import load_corpus, emobox_folds
 from ser_kit.models import versions, skew_rows, ordered_labels
 import ser_kit.cnn as cnn_module
-from ser_kit.cnn import CNNRecognizer, FrameDataset, crop_frames
+from ser_kit.cnn import CNNRecognizer, FrameDataset, crop_frames, average_weights, refresh_batchnorm
 from ser_kit.fusion import FusionRecognizer
 
 
@@ -46,14 +46,8 @@ class Snapshots:
 
 def averaged(net, states, X, crop):
     "A copy of `net` with the mean of `states`' weights, its batch-norm statistics recomputed on centre crops of `X`."
-    avg = copy.deepcopy(net).cpu()
-    sd = {k: (torch.stack([st[k].float() for st in states]).mean(0).to(v.dtype) if v.is_floating_point() else v)
-          for k, v in states[-1].items()}
-    avg.load_state_dict(sd)
-    loader = torch.utils.data.DataLoader(FrameDataset(X, None, crop, train=False), 64, num_workers=0)
-    with torch.random.fork_rng():
-        torch.optim.swa_utils.update_bn(loader, avg)
-    return avg.eval()
+    avg = copy.deepcopy(net).cpu(); avg.load_state_dict(average_weights(states))
+    return refresh_batchnorm(avg, FrameDataset(X, None, crop))
 
 
 def main():
