@@ -574,9 +574,9 @@ def train_model(model:nn.Module,              # the network (moved to `device`)
         row = dict(epoch=ep + 1, train_loss=loss, lr=opt.param_groups[0]['lr'], seconds=time.time() - t)
         if val is not None: row |= validation_scores(model, val, device)
         hist.append(row); score = row.get('val_uar', -loss)
-        if score > best: best, best_state, wait = score, copy.deepcopy(model.state_dict()), 0
+        if score > best: best, wait = score, 0; best_state = None if s.swa else copy.deepcopy(model.state_dict())
         else: wait += 1
-        if s.swa: last.append(copy.deepcopy(model.state_dict()))
+        if s.swa: last.append(copy.deepcopy(model.state_dict()))   # the average replaces the best epoch
         if progress: print(_epoch_line(row, wait == 0), flush=True)
         if val is not None and s.patience is not None and wait >= s.patience: break
     if not s.swa: model.load_state_dict(best_state); model.eval(); return history_frame(hist)
