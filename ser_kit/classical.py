@@ -20,9 +20,9 @@ from .augment import parse_augment, augment_featureset
 
 # %% auto #0
 __all__ = ['ESTIMATORS', 'DEFAULT_ESTIMATOR', 'DEFAULT_FEATURESET', 'SPEEDS', 'ADAPT_HALF', 'SAFE_TYPES', 'MODEL_FORMAT',
-           'AROUSAL_VALENCE', 'REGRESSORS', 'EstimatorSpec', 'make_pipeline', 'grid_search', 'plot_comparison',
-           'best_estimator', 'EmotionRecognizer', 'speed_featureset', 'write_model_file', 'read_model_file',
-           'TunedRecognizer', 'dimension_targets', 'ccc', 'regression_search']
+           'SKOPS_SKIPS', 'AROUSAL_VALENCE', 'REGRESSORS', 'EstimatorSpec', 'make_pipeline', 'grid_search',
+           'plot_comparison', 'best_estimator', 'EmotionRecognizer', 'speed_featureset', 'import_skops',
+           'write_model_file', 'read_model_file', 'TunedRecognizer', 'dimension_targets', 'ccc', 'regression_search']
 
 # %% ../nbs/02_classical.ipynb #2370428d
 def _featurize(manifest:pd.DataFrame, featureset:str, n_jobs:int, progress:bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -485,6 +485,18 @@ SAFE_TYPES = frozenset({  # the only types skops does not trust by default that 
 })
 MODEL_FORMAT = 'ser_kit.classical'  # the `format` field of every ser_kit skops file
 
+# %% ../nbs/02_classical.ipynb #00793395
+SKOPS_SKIPS = 'sklearn.externals.array_api_compat.torch'   # imported by skops's estimator scan, and with it PyTorch
+
+def import_skops():
+    "`skops.io`, imported without the PyTorch import that its scan of scikit-learn's estimators would trigger."
+    import sys
+    blocked = 'torch' not in sys.modules and sys.modules.setdefault(SKOPS_SKIPS, None) is None
+    try: import skops.io as sio
+    finally:
+        if blocked and sys.modules.get(SKOPS_SKIPS, 0) is None: del sys.modules[SKOPS_SKIPS]
+    return sio
+
 # %% ../nbs/02_classical.ipynb #60437819
 def write_model_file(path:str|Path, # destination (`.skops`)
                      pipeline,      # the fitted scikit-learn pipeline
@@ -492,7 +504,7 @@ def write_model_file(path:str|Path, # destination (`.skops`)
                      unadapted=None, # a speaker-adaptive model's second pipeline, fitted without adaptation
                     ) -> Path:
     "Save a pipeline and its metadata in one skops file, atomically; refuses what `read_model_file` would refuse."
-    import skops.io as sio
+    sio = import_skops()
     path = Path(path)
     if path.is_dir(): raise OutputPathError(path, "is a folder; a classical model is saved as one .skops file")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -506,7 +518,7 @@ def write_model_file(path:str|Path, # destination (`.skops`)
 def read_model_file(path:str|Path, # a file written by `write_model_file`
                    ) -> tuple[object, dict, object]:
     "(pipeline, metadata, unadapted pipeline or None) of a ser_kit skops file; bad or foreign files: `ModelFileError`."
-    import skops.io as sio
+    sio = import_skops()
     from sklearn.pipeline import Pipeline
     path = Path(path)
     if not path.is_file(): raise ModelFileError(path, "no such model file")
