@@ -16,7 +16,7 @@ Writes results/cnn_speed_speakers.json (the runs kept are named by their setting
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
         [--tta 1] [--adapt em|z|speaker|none] [--kind logmel|mfcc] [--fusion] [--protocol four|emobox] [--threads 2]
-        [--swa K ...] [--out FILE]
+        [--swa K ...] [--first K ...] [--dump DIR] [--out FILE]
 """
 import argparse, copy, json, os, platform, sys, time, warnings
 from pathlib import Path
@@ -27,7 +27,7 @@ from cnn_adapt_cv import scored
 from ser_kit.data import load_corpus, emobox_folds
 from ser_kit.models import versions, skew_rows, ordered_labels
 import ser_kit.cnn as cnn_module
-from ser_kit.cnn import CNNRecognizer, FrameDataset, crop_frames, average_weights, refresh_batchnorm
+from ser_kit.cnn import CNNRecognizer, FrameDataset, crop_frames, average_weights, refresh_batchnorm, cached_frames
 from ser_kit.fusion import FusionRecognizer
 
 
@@ -59,8 +59,13 @@ def main():
     ap.add_argument('--fusion', action='store_true', help='also the fusion with the default classical model')
     ap.add_argument('--kind', default='logmel', choices=['logmel', 'mfcc'], help='the input: log-mel bands or MFCCs')
     ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--swa', type=int, nargs='*', default=[], help='also score each network averaged over its last K epochs')
+    ap.add_argument('--swa', type=int, nargs='*', default=[],
+                    help='also score each network averaged over its last K epochs')
     ap.add_argument('--folds', type=int, nargs='*', default=None, help='which folds (default: all)')
+    ap.add_argument('--first', type=int, nargs='*', default=[],
+                    help='also score the first K networks of the ensemble alone (classifier refitted on their vectors)')
+    ap.add_argument('--dump', default=None,
+                    help='a folder: each fold\'s training and test vectors (npz), for studies of the classifier alone')
     ap.add_argument('--protocol', default='four', choices=['four', 'emobox'],
                     help="four: actors 01-04, 05-08, ...; emobox: the EmoBox folds that have test actors here")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cnn_speed_speakers.json'))
@@ -109,6 +114,20 @@ def main():
                 r |= dict(fusion_by_uar=scored(by_uar, test), weight_by_uar=by_uar.weight_)
                 r |= dict(classical=scored(fused.members[0], test), fusion=scored(fused, test), weight=fused.weight_,
                           temperature=fused.temperature_, fusion_extra_minutes=round((time.time() - t) / 60, 1))
+            for K in a.first:   # a smaller ensemble: the same first K networks, their slice of the vectors
+                v = copy.copy(cnn); v.networks = cnn.networks[:K]; d = cnn.head_data_
+                if v.adapt in ('z', 'em'):
+                    v.head_data_ = dict(d, E=d['E'][:, :d['E'].shape[1] // len(cnn.networks) * K]); v._fit_head()
+                r[f'cnn_first{K}'] = scored(v, test)
+                if a.fusion: r[f'fusion_first{K}'] = scored(FusionRecognizer(n_jobs=2).fit_with_cnn(v, train), test)
+            if a.dump and cnn.head_data_ is not None:   # the vectors the classifier reads, to study the classifier
+                Xt, it = cached_frames(test.reset_index(drop=True), cnn.features, n_jobs=1)
+                _, _, _, _, va = cnn._training_arrays(train); Path(a.dump).mkdir(parents=True, exist_ok=True)
+                plain = {n: (x.astype(str) if x.dtype == object else x) for n, x in cnn.head_data_.items()}
+                np.savez(Path(a.dump) / f'fold{k}.npz', **plain, va=va, E_test=cnn._embeddings(Xt),
+                         y_test=cnn.label_index(test.emotion.iloc[it]),
+                         spk_test=np.asarray(test.speaker.iloc[it], dtype=str),
+                         labels=np.array(cnn.labels), n_networks=len(cnn.networks))
             if a.swa:   # the same networks, each replaced by the average of its last K epochs; the classifier refitted
                 cnn_module.train_one_epoch = snaps.orig
                 X, y, spk, voice, va = cnn._training_arrays(train); crop = cnn._crop()
