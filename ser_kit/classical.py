@@ -485,7 +485,7 @@ SAFE_TYPES = frozenset({  # the only types skops does not trust by default that 
 })
 MODEL_FORMAT = 'ser_kit.classical'  # the `format` field of every ser_kit skops file
 
-# %% ../nbs/02_classical.ipynb #00793395
+# %% ../nbs/02_classical.ipynb #049415cf
 SKOPS_SKIPS = 'sklearn.externals.array_api_compat.torch'   # imported by skops's estimator scan, and with it PyTorch
 
 def import_skops():
