@@ -11,7 +11,10 @@ With `--adapt em` (the default) or `z` the same networks are also scored with th
 without class weights), each with the test speakers' clips grouped, each clip alone, and with every test speaker
 keeping only 4 or 2 emotions (`skew_rows`, as `ser-kit evaluate --skew`); with `--fusion` the classical model and the
 fusion are scored on the same skewed tests, and the fusion also with its weight chosen by the rule before (the best
-validation UAR instead of log-likelihood).
+validation UAR instead of log-likelihood). `--first K` also scores the first K networks of the ensemble alone (their
+slice of the vectors, the classifier refitted; the fusion too): with the same seeds they are the networks a K-network
+run trains, so one run compares ensemble sizes on the same networks. `--dump DIR` writes each fold's vectors for
+`cnn_heads.py`, which varies the classifier on top alone.
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
