@@ -125,9 +125,9 @@ def main():
                 if a.fusion: r[f'fusion_first{K}'] = scored(FusionRecognizer(n_jobs=2).fit_with_cnn(v, train), test)
             if a.dump and cnn.head_data_ is not None:   # the vectors the classifier reads, to study the classifier
                 Xt, it = cached_frames(test.reset_index(drop=True), cnn.features, n_jobs=1)
-                _, _, _, _, va = cnn._training_arrays(train); Path(a.dump).mkdir(parents=True, exist_ok=True)
                 plain = {n: (x.astype(str) if x.dtype == object else x) for n, x in cnn.head_data_.items()}
-                np.savez(Path(a.dump) / f'fold{k}.npz', **plain, va=va, E_test=cnn._embeddings(Xt),
+                Path(a.dump).mkdir(parents=True, exist_ok=True)
+                np.savez(Path(a.dump) / f'fold{k}.npz', **plain, E_test=cnn._embeddings(Xt),
                          y_test=cnn.label_index(test.emotion.iloc[it]),
                          spk_test=np.asarray(test.speaker.iloc[it], dtype=str),
                          labels=np.array(cnn.labels), n_networks=len(cnn.networks))
