@@ -1,10 +1,17 @@
-import os, tempfile
+import os, shutil, tempfile
 import numpy as np, pandas as pd, soundfile as sf
 from pathlib import Path
 import pytest
 
-# Tests never touch the user's cache or a real corpus unless asked: a private cache per session.
-os.environ.setdefault('SER_KIT_CACHE', tempfile.mkdtemp(prefix='ser_kit_test_cache_'))
+# Tests never touch the user's cache or a real corpus unless asked: a private cache per session, removed at its end.
+_CACHE = None
+if 'SER_KIT_CACHE' not in os.environ:
+    _CACHE = os.environ['SER_KIT_CACHE'] = tempfile.mkdtemp(prefix='ser_kit_test_cache_')
+
+
+def pytest_unconfigure(config):
+    "Remove the private cache (in the process that made it: xdist workers inherit it and finish first)."
+    if _CACHE: shutil.rmtree(_CACHE, ignore_errors=True)
 os.environ.pop('SER_KIT_DATA', None)
 
 SHARED = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
