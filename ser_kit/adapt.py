@@ -10,7 +10,7 @@ from fastcore.basics import patch
 from .data import SettingError
 
 # %% auto #0
-__all__ = ['ADAPT_METHODS', 'balanced_mean', 'SpeakerNorm', 'norm_from_dict']
+__all__ = ['ADAPT_METHODS', 'MAX_ITERS', 'balanced_mean', 'SpeakerNorm', 'norm_from_dict']
 
 # %% ../nbs/02b_adapt.ipynb #809b384b
 def balanced_mean(X:np.ndarray, # one speaker's features [n, d]
@@ -60,7 +60,8 @@ def fit(self:SpeakerNorm, X:np.ndarray,  # training features [n, d]
        ) -> SpeakerNorm:
     "Learn the average speaker, how speakers vary, the emotions' offsets and the noise from labelled training speakers."
     X, y, spk = np.asarray(X, float), np.asarray(y, dtype=object), np.asarray(speakers, dtype=object)
-    if len(set(spk)) < 2: raise SettingError(None, "speaker adaptation needs at least 2 training speakers")
+    if len(set(spk)) < 2: raise SettingError(None, "speaker adaptation needs at least 2 training speakers; add speakers "
+                                                   "or switch it off (adapt=None, `--adapt none`)")
     st = _speaker_stats(X, y, spk, self.method); off = np.stack([st[s][0] for s in st])
     self.classes_ = sorted(set(y)); self.mu_, self.tau2_ = off.mean(0), off.var(0) * self.prior + 1e-8
     self.sd_ = np.exp(np.mean([np.log(st[s][1]) for s in st], axis=0))
@@ -135,9 +136,31 @@ def to_dict(self:SpeakerNorm) -> dict:
                 **{k: np.asarray(getattr(self, k)).tolist() for k in _STATE})
 
 # %% ../nbs/02b_adapt.ipynb #be8b50b7
-def norm_from_dict(d:dict) -> SpeakerNorm:
-    "A fitted `SpeakerNorm` from `to_dict`'s output."
-    n = SpeakerNorm(d['method'], d['prior'], d['sd_prior'], d['iters'], d.get('request_prior', 10.0),
-                    d.get('balance', 0.0))                             # files before `balance`: 0, as they were fitted
+MAX_ITERS = 100   # E-steps a saved model may ask for (the default is 5): a file cannot make prediction run forever
+
+def _check_state(n:SpeakerNorm):
+    "Raise `ValueError` unless the learned statistics fit each other, are finite and their scales positive."
+    D = n.mu_.shape
+    if len(D) != 1 or any(getattr(n, k).shape != D for k in ('tau2_', 's2w_', 'sd_')) or \
+       n.M_.shape != (len(n.classes_),) + D or len(set(n.classes_)) != len(n.classes_):
+        raise ValueError("its statistics do not fit each other")
+    if not all(np.isfinite(getattr(n, k)).all() for k in _STATE[1:]) or \
+       not all((getattr(n, k) > 0).all() for k in ('tau2_', 's2w_', 'sd_')):
+        raise ValueError("its statistics hold NaN, infinity or a scale that is not positive")
+
+def norm_from_dict(d:dict,                     # `to_dict`'s output, e.g. read from a model file
+                   labels:Sequence|None=None,  # the model's emotions: the statistics must be of exactly these
+                  ) -> SpeakerNorm:
+    "A fitted `SpeakerNorm` from `to_dict`'s output, checked (`ValueError` for anything a fitted one cannot hold)."
+    it = d['iters']
+    if isinstance(it, bool) or not isinstance(it, int) or not 1 <= it <= MAX_ITERS:
+        raise ValueError(f"iters must be a whole number from 1 to {MAX_ITERS}, not {it!r}")
+    nums = [float(d[k]) for k in ('prior', 'sd_prior')] + [float(d.get('request_prior', 10.0))]
+    if not np.isfinite(nums).all(): raise ValueError(f"prior, sd_prior and request_prior must be finite, not {nums}")
+    n = SpeakerNorm(d['method'], nums[0], nums[1], it, nums[2],
+                    float(d.get('balance', 0.0)))                      # files before `balance`: 0, as they were fitted
     for k in _STATE: setattr(n, k, list(d[k]) if k == 'classes_' else np.asarray(d[k], dtype=float))
+    _check_state(n)
+    if labels is not None and sorted(map(str, n.classes_)) != sorted(map(str, labels)):
+        raise ValueError(f"its statistics are of the emotions {n.classes_}, the model's are {list(labels)}")
     return n

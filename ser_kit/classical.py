@@ -624,7 +624,7 @@ def load(cls:EmotionRecognizer, path:str|Path) -> EmotionRecognizer:
     r.pipeline_, r.labels, r.feature_names_ = pipe, list(d['labels']), list(d['feature_names'])
     r.class_counts_ = pd.Series(d['class_counts'], name='train_files', dtype=float).reindex(r.labels)
     r.train_speakers_, r.fit_seconds_, r.description_ = meta.get('train_speakers'), meta.get('fit_seconds'), meta
-    try: r.norm_ = norm_from_dict(meta['adaptation']) if meta.get('adaptation') else None
+    try: r.norm_ = norm_from_dict(meta['adaptation'], r.labels) if meta.get('adaptation') else None
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(path, f"unreadable adaptation state ({e})") from None
     r.unadapted_ = unadapted

@@ -8,13 +8,13 @@ import argparse, inspect, json, os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd
-from .data import _utf8_name
+from .data import _utf8_name, _read_csv, ManifestError
 from .data import (SerKitError, SettingError, OutputPathError, load_corpus, check_audio, format_summary,
                           refuse_inside, make_demo_corpus, find_speakers, check_output, output_kind, scan_audio,
                           atomic_write, printable_path, speaker_groups, speaker_folds, input_folders)
 from .features import get_featureset, extract_features, bench_features
 from .models import (load_model, make_model, cross_validate, bench_predict, expand_inputs, Recognizer,
-                            model_class, versions, sha256_file)
+                            model_class, versions, sha256_file, ModelFileError)
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'SETTINGS_MARK', 'DASK_EXTRA', 'AUGMENT_HELP', 'MODEL_OPTIONS', 'SPEAKER_COLUMNS', 'SEARCH_FILES',
@@ -148,6 +148,7 @@ def demo_corpus_command(dest:str,         # destination folder (absent, empty, o
                         stdout=None,      # where to print (default sys.stdout)
                        ) -> Path:
     "`ser-kit demo-corpus`: write the synthetic RAVDESS-format demo corpus to `dest`."
+    refuse_inside(dest)                                        # never among someone's recordings
     p = make_demo_corpus(dest, n_actors=n_actors, seed=seed)   # `OutputPathError` for a folder that holds other files
     print(f"demo corpus ({n_actors} actors, seed {seed}) in {p}", file=stdout or sys.stdout)
     return p
@@ -378,6 +379,17 @@ def _add_train(sub):
     p.set_defaults(func=lambda a: train_command(a.source, out=a.output, **_model_args(a)))
 
 # %% ../nbs/99_cli.ipynb #5714543b
+def _listed_files(csv:str|Path) -> pd.DataFrame:
+    "The files a CSV input lists: a manifest's rows, or a plain list's `path` (and `speaker`) column: no labels needed."
+    try: return load_corpus(csv)
+    except ManifestError as e:
+        df = _read_csv(Path(csv))                                 # (a CSV that cannot be read: that error)
+        if 'path' not in df.columns or {'speaker', 'emotion'} <= set(df.columns): raise e from None
+    df = df[df['path'].notna() & (df['path'].astype(str).str.strip() != '')]
+    paths = [str(p if Path(p).is_absolute() else (Path(csv).parent / p).resolve()) for p in df['path'].astype(str)]
+    spk = df['speaker'].to_numpy() if 'speaker' in df else [None] * len(df)
+    return pd.DataFrame(dict(path=paths, speaker=spk, corpus='manifest'))
+
 def gather_inputs(inputs:list[str],         # audio files, folders (searched recursively) and manifest CSVs
                   speaker_from:str='auto',  # 'auto', 'name', 'folder' or 'none' (see `find_speakers`)
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -385,8 +397,11 @@ def gather_inputs(inputs:list[str],         # audio files, folders (searched rec
     files, manifests, missing = [], [], []
     for i in inputs:
         if Path(i).suffix.lower() == '.csv' and Path(i).is_file():
-            manifests.append(load_corpus(i)); i = list(manifests[-1]['path'])   # a manifest: its files and speakers
-            missing.append(_skipped_frame(manifests[-1]))
+            try: manifests.append(_listed_files(i))               # a manifest (or a list): its files and speakers
+            except SerKitError as e:                             # a bad one among other inputs: skipped and reported
+                if len(inputs) == 1: raise
+                missing.append(_skipped_frame([(str(i), e.reason)])); continue
+            i = list(manifests[-1]['path']); missing.append(_skipped_frame(manifests[-1]))
         elif Path(i).is_dir():                                   # a folder: what its scan left out is reported too
             found, bad = scan_audio(i); files += [str(Path(f).absolute()) for f in found]
             missing.append(_skipped_frame(bad if found or bad else [(str(i), "no audio files in this folder")]))
@@ -395,6 +410,7 @@ def gather_inputs(inputs:list[str],         # audio files, folders (searched rec
             missing.append(_skipped_frame([(i, "file name is not valid UTF-8; rename it to use it")])); continue
         found, bad = expand_inputs(i); files += [str(Path(f).absolute()) for f in found]; missing.append(bad)
     known = pd.concat(manifests, ignore_index=True) if manifests else None
+    files = list(dict.fromkeys(files))          # a file given twice (or also in a folder given) is one clip of its speaker
     return find_speakers(files, speaker_from, known), pd.concat(missing, ignore_index=True)
 
 # %% ../nbs/99_cli.ipynb #a3cd983a
@@ -452,9 +468,13 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
         csv, side = _output_path(csv, 'predictions', places), _check_settings(_settings_path(csv), places)
     found, missing = gather_inputs(inputs, speaker_from)
     rec = load_model(model_file)
-    with dask_backend(dask) as client:
-        if client: rec.n_jobs = -1                            # every worker of the cluster
-        table = _with_speakers(rec.predict_table(list(found.path), speakers=list(found.speaker)), found, missing)
+    try:
+        with dask_backend(dask) as client:
+            if client: rec.n_jobs = -1                        # every worker of the cluster
+            table = _with_speakers(rec.predict_table(list(found.path), speakers=list(found.speaker)), found, missing)
+    except ModelFileError as e:                               # found only at work (its features changed): name the model
+        if e.path is not None: raise
+        raise ModelFileError(model_file, e.reason) from None
     for r in table.itertuples(index=False):
         said = ('\t'.join(f"{d} {getattr(r, d):+.2f}" for d in rec.labels) if rec.model_type == 'dimensions'
                 else f"{r.prediction}\t{max(getattr(r, f'p_{l}') for l in rec.labels):.2f}")
@@ -476,7 +496,8 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
 def _add_predict(sub):
     p = sub.add_parser('predict', help='predict the emotion of audio files, folders and manifest CSVs')
     p.add_argument('model', help='a saved model (.skops file or model folder)')
-    p.add_argument('inputs', nargs='+', help='audio files, folders and/or manifest CSVs')
+    p.add_argument('inputs', nargs='+', help='audio files, folders and/or CSVs (a manifest, or a list with a path '
+                                             'column and perhaps a speaker column)')
     p.add_argument('--csv', help='write path, prediction, speaker, speaker_clips, speaker_from, p_<emotion>... here')
     p.add_argument('--speaker-from', dest='speaker_from', default='auto',
                    help="where each file's speaker comes from: auto (a manifest's speaker column, else the corpus "
@@ -853,6 +874,13 @@ def _debugging(args) -> bool:
     "True when the user asked for tracebacks: `--debug` or `SER_KIT_DEBUG=1`."
     return args.debug or os.environ.get('SER_KIT_DEBUG', '') not in ('', '0')
 
+# %% ../nbs/99_cli.ipynb #4c97b675
+import warnings
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    "A Python warning as `ser-kit` prints it: one line, `ser-kit: warning: <message>`, never the code that warned."
+    return f"ser-kit: warning: {' '.join(str(message).split())}\n"
+
 # %% ../nbs/99_cli.ipynb #18ae1fc3
 def main(argv:list[str]|None=None, # the arguments (default: the command line)
         ) -> int:
@@ -861,10 +889,13 @@ def main(argv:list[str]|None=None, # the arguments (default: the command line)
         if hasattr(stream, 'reconfigure'): stream.reconfigure(errors='backslashreplace')
     ap = build_parser(); args = ap.parse_args(argv)
     if not hasattr(args, 'func'): ap.print_help(); return 0
+    shown = warnings.formatwarning
+    if not _debugging(args): warnings.formatwarning = _warning_line   # a warning is one line too, never source code
     try: rc = args.func(args)
     except USER_ERRORS as e:
         if _debugging(args): raise
         print(f"ser-kit: error: {error_line(e)}", file=sys.stderr); return 2
+    finally: warnings.formatwarning = shown
     if argv is None: import gc; gc.freeze()   # a command ends here: exit need not sweep every object (~0.05 s)
     return rc if isinstance(rc, int) and not isinstance(rc, bool) else 0
 

@@ -950,10 +950,12 @@ def _head_json(rec:CNNRecognizer) -> dict|None:
     if rec.head_ is None: return None
     return dict(norm=rec.norm_.to_dict(), **{k: np.asarray(rec.head_[k]).tolist() for k in HEAD_ARRAYS})
 
-def _head_from(d:dict, n_labels:int) -> tuple:
+def _head_from(d:dict, labels:list) -> tuple:
     "(SpeakerNorm, classifier arrays) of a saved description, checked: `ValueError` when they do not fit."
-    head = {k: np.asarray(d[k], dtype=float) for k in HEAD_ARRAYS}; D = head['mean'].shape
+    head = {k: np.asarray(d[k], dtype=float) for k in HEAD_ARRAYS}; D = head['mean'].shape; n_labels = len(labels)
     norm = norm_from_dict(d['norm'])
+    if not set(map(str, norm.classes_)) <= set(labels):   # fitted on some emotions (`head_without`), never others
+        raise ValueError(f"the normalisation knows emotions {norm.classes_}, the model {labels}")
     arrays = list(head.values()) + [getattr(norm, k) for k in ('mu_', 'tau2_', 'sd_', 's2w_', 'M_')]
     if (len(D) != 1 or head['scale'].shape != D or head['coef'].shape != (n_labels,) + D
             or head['intercept'].shape != (n_labels,) or any(a.shape[-1:] != D for a in arrays[4:])):
@@ -1055,7 +1057,7 @@ def read_checkpoint(folder:str|Path, # a folder written by `write_checkpoint` (o
         raise CheckpointError(wfile, f"not a readable safetensors file ({type(e).__name__}: {e})") from None
     rec.networks = [_read_network(rec, tensors, k, wfile) for k in range(rec.n_models)]
     if rec.adapt in EMBED_ADAPT:                                     # the classifier on the networks' vectors
-        try: rec.norm_, rec.head_ = _head_from(desc['head'], len(rec.labels))
+        try: rec.norm_, rec.head_ = _head_from(desc['head'], list(rec.labels))
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(folder / 'ser_kit.json', f"no usable classifier on the vectors ({type(e).__name__}: "
                                                            f"{e})") from None

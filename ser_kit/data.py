@@ -387,7 +387,11 @@ def scan_audio(folder:str|Path, # the folder to search, recursively (symlinked f
             if e.name.startswith('.'): continue
             try: is_dir, is_file = e.is_dir(), e.is_file()  # both follow symlinks
             except OSError: continue
-            if not (is_dir or (is_file and os.path.splitext(e.name)[1].lower() in AUDIO_EXTS)): continue
+            audio = os.path.splitext(e.name)[1].lower() in AUDIO_EXTS
+            if audio and not (is_dir or is_file) and e.is_symlink():   # a link whose target is gone: said, not lost
+                bad.append((printable_path(e.path), "a link to a file that does not exist (broken symbolic link)"))
+                continue
+            if not (is_dir or (is_file and audio)): continue
             if not _utf8_name(e.name):
                 what = 'folder name' if is_dir else 'file name'
                 bad.append((printable_path(e.path), f"{what} is not valid UTF-8; rename it to use it")); continue
@@ -993,20 +997,39 @@ def _holds_audio(folder:Path) -> bool:
     try: return any(e.name.lower().endswith(AUDIO_EXTS) and e.is_file() for e in os.scandir(folder))
     except OSError: return False   # missing or unreadable: nothing of the user's to protect there
 
+def _audio_below(folder:Path,         # a folder about to be replaced or written into
+                 limit:int=100_000,   # entries looked at, at most (a huge tree is not scanned to the end)
+                ) -> Path|None:
+    "The first audio file in `folder` or any of its sub-folders, else None."
+    seen = 0
+    for root, dirs, names in os.walk(folder):
+        hit = next((n for n in names if n.lower().endswith(AUDIO_EXTS)), None)
+        if hit: return Path(root) / hit
+        seen += len(dirs) + len(names)
+        if seen > limit: return None
+    return None
+
+def _first_existing(p:Path) -> Path:
+    "`p` or its nearest ancestor that exists: where a write (or the first folder made for it) appears."
+    while not p.exists() and p != p.parent: p = p.parent
+    return p
+
 # %% ../nbs/00_data.ipynb #afb0bfb5
 def refuse_inside(out:str|Path,                          # a file or folder about to be written
                   *sources:str|Path|pd.DataFrame|None,   # the command's inputs (None and missing paths are ignored)
                  ):
-    "Raise `OutputPathError` if `out` is an input, lies inside a folder that holds input audio, or beside any audio."
+    "Raise `OutputPathError` if `out` is an input, holds one, lies inside a folder of input audio, or beside any audio."
     folders, files = input_folders(*sources); o = Path(out).expanduser().resolve()
     if o in files: raise OutputPathError(out, "is an input of this command; refusing to overwrite it")
     for d in sorted(folders):
         if o.is_relative_to(d):
             raise OutputPathError(out, f"refusing to write inside {d}, a folder that holds input audio; "
                                        "choose another place")
-    if _holds_audio(o.parent):   # someone's recordings, even if this command does not read them
-        raise OutputPathError(out, f"refusing to write into {o.parent}, a folder that holds audio; "
-                                   "choose another place")
+    held = sorted(p for p in folders | files if p.is_relative_to(o))   # a folder output would replace its own input
+    if held: raise OutputPathError(out, f"holds {held[0]}, an input of this command; refusing to write over it")
+    home = _first_existing(o.parent)   # the folder where something new appears: the output, or a folder made for it
+    if _holds_audio(home):             # someone's recordings, even if this command does not read them
+        raise OutputPathError(out, f"refusing to write into {home}, a folder that holds audio; choose another place")
 
 # %% ../nbs/00_data.ipynb #29d01705
 OUTPUT_KINDS = {'manifest': ('.csv',), 'features': ('.parquet', '.pq', '.csv'), 'predictions': ('.csv',),
@@ -1024,18 +1047,44 @@ def _csv_kind(head:bytes) -> str|None:
     try: cols = head.decode('utf-8').splitlines()[0].strip().split(',')
     except (UnicodeDecodeError, IndexError): return None
     if cols[:2] == ['path', 'prediction']: return 'predictions'
+    if cols[0] == 'path' and {'arousal', 'valence'} <= set(cols): return 'predictions'   # a dimensions model's
     if cols == ['path', 'error']: return 'skipped'
     if cols[:len(MANIFEST_COLUMNS)] != MANIFEST_COLUMNS: return None
     return 'manifest' if cols[-2:] == ['duration', 'sr'] else 'features' if len(cols) >= 20 else None
 
+# %% ../nbs/00_data.ipynb #d0524276
+_LEGACY_MODEL_SUFFIXES = ('.safetensors', '.json', '.skops')       # what a ser_kit 0.1.0 model folder held
+_REPORT_SUFFIXES = ('.md', '.html', '.json', '.png', '.csv')       # what `write_report` writes
+
+def _is_model_folder(p:Path) -> bool:
+    "Whether folder `p` holds a ser_kit model and nothing else: its description, and only the files it lists."
+    try: desc = json.loads((p / 'ser_kit.json').read_text())
+    except (OSError, ValueError, UnicodeDecodeError): return False
+    if not (isinstance(desc, dict) and isinstance(desc.get('model_type'), str)): return False
+    listed = desc.get('files') if isinstance(desc.get('files'), dict) else {}
+    for f in p.rglob('*'):
+        rel = f.relative_to(p).as_posix()
+        if f.is_dir() or rel == 'ser_kit.json' or rel in listed: continue
+        if 'files' not in desc and f.suffix.lower() in _LEGACY_MODEL_SUFFIXES: continue
+        return False
+    return True
+
+def _is_report(p:Path) -> bool:
+    "Whether folder `p` holds a ser_kit report and nothing else: its `metrics.json`, pages, tables and pictures."
+    try: m = json.loads((p / 'metrics.json').read_text())
+    except (OSError, ValueError, UnicodeDecodeError): return False
+    return isinstance(m, dict) and {'summary', 'results'} <= set(m) and \
+        all(f.is_file() and f.suffix.lower() in _REPORT_SUFFIXES for f in p.iterdir())
+
 # %% ../nbs/00_data.ipynb #7e05a263
 def output_kind(path:str|Path, # an existing file or folder
                ) -> str|None:
-    "What an existing file or folder is: 'audio', 'empty', 'empty folder', a key of `OUTPUT_KINDS`, or None (not ours)."
+    "What an existing file or folder is: 'audio' ('audio folder'), 'empty' ('empty folder'), a key of `OUTPUT_KINDS`, or None."
     p = Path(path)
     if p.is_dir():
-        if (p / 'ser_kit.json').is_file(): return 'model folder'
-        if (p / 'report.html').is_file() or (p / 'metrics.json').is_file(): return 'report'
+        if _audio_below(p): return 'audio folder'
+        if (p / 'ser_kit.json').is_file(): return 'model folder' if _is_model_folder(p) else None
+        if (p / 'metrics.json').is_file(): return 'report' if _is_report(p) else None
         return None if any(p.iterdir()) else 'empty folder'
     try:
         with open(p, 'rb') as f: head = f.read(1 << 16)
@@ -1061,6 +1110,7 @@ def _check_existing(out:Path, kind:str):
     "Refuse to replace an existing file or folder that is not an earlier ser_kit output of the same kind."
     have = output_kind(out)
     if have == 'audio': raise OutputPathError(out, "is an audio file; ser_kit never overwrites audio")
+    if have == 'audio folder': raise OutputPathError(out, "holds audio; ser_kit never replaces a folder of recordings")
     if kind in FOLDER_KINDS:
         if not out.is_dir(): raise OutputPathError(out, f"exists and is not a folder; a {kind} is saved as a folder")
         if have not in (kind, 'empty folder'):
@@ -1085,6 +1135,8 @@ def check_output(out:str|Path,                         # the file or folder a co
         raise OutputPathError(out, f"a {kind} is a folder; give a name without the {out.suffix} suffix")
     if kind not in FOLDER_KINDS and out.suffix.lower() not in sufs:
         raise OutputPathError(out, f"a {kind} file must end in {' or '.join(sufs)}")
+    if out.is_symlink() and not out.exists():   # a link to nowhere: writing would replace the user's link
+        raise OutputPathError(out, "is a broken symbolic link; refusing to replace it")
     refuse_inside(out, *sources)
     if out.exists(): _check_existing(out, kind)
     try: out.parent.mkdir(parents=True, exist_ok=True)

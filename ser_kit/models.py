@@ -11,7 +11,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np, pandas as pd
 from fastcore.basics import patch
 from .data import (EMOTIONS, AUDIO_EXTS, SerKitError, SettingError, OutputPathError, load_corpus, audio_files,
-                          scan_audio, speaker_groups, speaker_folds, leaky_random_folds, shared_speakers, atomic_write)
+                          scan_audio, speaker_groups, speaker_folds, leaky_random_folds, shared_speakers, atomic_write,
+                          output_kind)
 
 # %% auto #0
 __all__ = ['HISTORY_COLUMNS', 'MODEL_FORMAT_VERSION', 'RETRAIN', 'MODEL_TYPES', 'PROTOCOLS', 'ModelFileError', 'UnsafeModelError',
@@ -213,9 +214,8 @@ def folder_manifest(folder:str|Path, # a model folder
 
 # %% ../nbs/01b_models.ipynb #f235df65
 def _is_replaceable(dest:Path) -> bool:
-    "True when `dest` is absent, an empty folder, or a folder that holds a ser_kit model description."
-    if not dest.exists(): return True
-    return dest.is_dir() and ((dest / 'ser_kit.json').is_file() or not any(dest.iterdir()))
+    "True when `dest` is absent, an empty folder, or an earlier ser_kit model folder (nothing else in it, no audio)."
+    return not dest.exists() or output_kind(dest) in ('model folder', 'empty folder')
 
 # %% ../nbs/01b_models.ipynb #57bb9799
 @contextmanager
