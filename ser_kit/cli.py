@@ -224,6 +224,7 @@ def bench_features_command(source,           # corpus folder or manifest CSV
                            cold:bool=True,   # also time `ser-kit features SOURCE` in a new process, empty cache
                           ) -> pd.DataFrame:
     "`ser-kit bench features`: run `bench_features` and print its table (warm rows, then the cold command)."
+    if n_files < 1: raise SettingError(None, f"--files must be at least 1, not {n_files}")
     df = bench_features(source, n_files=n_files, n_jobs=n_jobs, cold=cold)
     print(df.to_string(index=False), file=stdout or sys.stdout)
     return df
@@ -430,7 +431,7 @@ def adaptation_line(adaptation:str, table:pd.DataFrame) -> str|None:
     "How the predictions adapted to their speakers, in one line (None for a model that does not adapt)."
     if adaptation == 'none' or not len(table): return None
     if (table['speaker_from'] == 'none').all():
-        return f"{adaptation}: speakers unknown (--speaker-from none): every clip uses the training statistics"
+        return f"{adaptation}: speakers unknown (none found, or --speaker-from none): every clip uses the training statistics"
     lo, hi, n = int(table.speaker_clips.min()), int(table.speaker_clips.max()), table.speaker.nunique()
     clips = f"{lo}-{hi} clips" if lo != hi else f"{lo} clip{'s' if lo != 1 else ''}"
     return f"{adaptation}: {n} speaker{'s' if n != 1 else ''}, {clips} each"

@@ -825,8 +825,11 @@ def _max_seconds(max_seconds:float|None) -> float:
     "The duration limit: `max_seconds`, else `$SER_KIT_MAX_SECONDS`, else `MAX_SECONDS`."
     if max_seconds is not None: return float(max_seconds)
     v = os.environ.get('SER_KIT_MAX_SECONDS') or MAX_SECONDS
-    try: return float(v)
-    except ValueError: raise SettingError(None, f"SER_KIT_MAX_SECONDS must be a number of seconds, not {v!r}") from None
+    try: s = float(v)
+    except ValueError: s = float('nan')
+    if not s > 0:   # NaN, 0 and below: no limit that could work (NaN would silently switch the check off)
+        raise SettingError(None, f"SER_KIT_MAX_SECONDS must be a positive number of seconds, not {v!r}")
+    return s
 
 # %% ../nbs/00_data.ipynb #7463c820
 def _check_length(path, seconds:float, offset:float, duration:float|None, limit:float):
