@@ -125,6 +125,7 @@ def corpus_command(source:str,            # a corpus folder or manifest CSV
     if csv: csv = _output_path(csv, 'manifest', source, m)
     df, bad = check_audio(m, n_jobs=n_jobs)
     sk = report_skipped(_skipped_frame(m, bad), csv, stderr)
+    if not len(m): raise SerKitError(source, "lists no audio files")
     if not len(df): raise SerKitError(source, f"none of its {len(m)} audio files can be read (listed above)")
     print(format_summary(df), file=stdout)
     print(f"\ntotal duration {df.duration.sum() / 60:.1f} min; "
@@ -324,7 +325,9 @@ def _speeds(text:str) -> tuple:
 # %% ../nbs/99_cli.ipynb #f73fdb5e
 def _model_args(a) -> dict:
     "The model settings of `train` and `evaluate` from their parsed options."
-    emotions = a.emotions.split(',') if a.emotions else None
+    if a.emotions is not None and not [e for e in a.emotions.split(',') if e.strip()]:
+        raise SettingError(None, f"--emotions names no emotion ({a.emotions!r}); leave it out to use all of them")
+    emotions = [e.strip() for e in a.emotions.split(',') if e.strip()] if a.emotions else None
     model = 'dimensions' if a.task == 'dimensions' else a.model
     if model != a.model and a.model != 'classical':
         raise SettingError(None, f"--task dimensions trains its own model type; drop --model {a.model}")
@@ -341,6 +344,7 @@ def _readable(man:pd.DataFrame,   # a corpus manifest
     "The rows of the files that can be read: every other file (and what the scan left out) is listed, not fatal."
     good, bad = check_audio(man, n_jobs=n_jobs)
     report_skipped(_skipped_frame(man, bad), out, stderr)
+    if not len(man): raise SerKitError(None, "no audio files to read")
     if not len(good): raise SerKitError(None, f"none of the {len(man)} audio files can be read (listed above)")
     return man.loc[good.index]
 

@@ -607,8 +607,10 @@ def detect_corpus(folder:str|Path, # a folder of audio files
     score = {c: np.mean([_parses(f, p) for p in files]) for c, f in _ROW_PARSERS.items()}
     best = max(score, key=score.get)  # dicts keep order: on a tie the stricter, earlier convention wins
     if score[best] < 0.5:
+        odd = next(p for p in files if not _parses(_ROW_PARSERS[best], p))   # an example that really does not fit
         raise ValueError(
-            f"{folder}: cannot tell which corpus this is; e.g. {files[0].name!r} fits no known naming "
+            f"{folder}: cannot tell which corpus this is: {score[best]:.0%} of the names fit the closest naming "
+            f"({best}); e.g. {odd.name!r} fits no known naming "
             "(RAVDESS, EMO-DB, TESS, CREMA-D, SAVEE, or <speaker>_..._<emotion>.wav)"
         )
     return best
