@@ -336,14 +336,13 @@ def listen(model=None,               # a Recognizer, a model file/folder, or Non
     out = out or sys.stdout
     if seconds is not None and not (np.isfinite(seconds) and seconds > 0):
         raise SettingError(None, f"seconds must be a positive number, not {seconds}")
-    rec = None if model is None else get_model(model, out=out)   # a bad model file says so before the microphone
     try: import sounddevice as sd
     except (ImportError, OSError) as e:  # not installed, or installed without the PortAudio library
         return _no_mic(f"sounddevice is not usable: {e}; pip install 'ser_kit[mic]' and install PortAudio", out)
     if isinstance(device, str) and device.isdigit(): device = int(device)   # '3' on the command line
     info, why = _input_device(sd, device)
     if info is None: return _no_mic(why, out)
-    if rec is None: rec = get_model(model, out=out)                 # the demo model, trained only for a microphone
+    rec = get_model(model, out=out)                                  # only once there is a microphone to listen to
     sr, q = int(info.get('default_samplerate') or 16000), queue.Queue()  # the card's own rate; the model resamples
     print(f"listening on {info.get('name', 'the default microphone')} ({sr} Hz) with {rec!r}; "
           "speak, pause to get a prediction; Ctrl-C to stop", file=out, flush=True)
