@@ -39,7 +39,8 @@ def speaker_bootstrap(y, a, b, spk, n_boot=2000, seed=0):
         i = np.concatenate([units[k] for k in rng.integers(0, len(units), len(units))])
         d.append(uar(y[i], a[i]) - uar(y[i], b[i]))
     lo, hi = np.quantile(d, [0.025, 0.975])
-    return dict(low=round(float(lo), 4), high=round(float(hi), 4), share_not_above=round(float(np.mean(np.array(d) <= 0)), 4))
+    return dict(low=round(float(lo), 4), high=round(float(hi), 4),
+                share_not_above=round(float(np.mean(np.array(d) <= 0)), 4))
 
 
 def fold_predictions(d, run_fold, train, test, K):
@@ -82,16 +83,19 @@ def main():
     pairs = {}
     for a_, b_ in (('cnn', 'classical'), ('fusion', 'cnn'), ('fusion', 'classical')):
         pt = paired_test(y, preds[a_], preds[b_], n_perm=5000)
-        per_spk = [uar(y[spk == s], preds[a_][spk == s]) - uar(y[spk == s], preds[b_][spk == s]) for s in np.unique(spk)]
+        per_spk = [uar(y[spk == s], preds[a_][spk == s]) - uar(y[spk == s], preds[b_][spk == s])
+                   for s in np.unique(spk)]
         pairs[f'{a_} - {b_}'] = dict(
             difference_pooled=round(pt['difference'], 4), p_value_clip_swaps=round(pt['p_value'], 4),
             speaker_bootstrap_95=speaker_bootstrap(y, preds[a_], preds[b_], spk),
-            folds_above=int(sum(r[a_] > r[b_] for r in fold_rows)), folds_below=int(sum(r[a_] < r[b_] for r in fold_rows)),
+            folds_above=int(sum(r[a_] > r[b_] for r in fold_rows)),
+            folds_below=int(sum(r[a_] < r[b_] for r in fold_rows)),
             actors_above=int(sum(v > 0 for v in per_spk)), actors_below=int(sum(v < 0 for v in per_spk)))
         print(f'{a_} - {b_}: {json.dumps(pairs[f"{a_} - {b_}"])}', flush=True)
-    res = dict(data=f'RAVDESS actors 01-16 ({len(rav)} clips); CNN vectors from {a.dump}, fusion weights from {a.run}',
+    res = dict(data=f'RAVDESS actors 01-16 ({len(rav)} clips); the CNN vectors cnn_speed_speakers.py --dump wrote, '
+                    f'fusion weights from {Path(a.run).name}',
                protocol='folds of 4 actors (01-04, 05-08, ...); test clips grouped by speaker (unlabelled); '
-                        'the 960 test clips pooled for the paired comparisons',
+                        'the test clips of the four folds pooled for the paired comparisons',
                settings=vars(a), date=time.strftime('%Y-%m-%d'),
                uar_pooled={m: round(float(uar(y, p)), 4) for m, p in preds.items()},
                uar_mean_of_folds={m: round(float(np.mean([r[m] for r in fold_rows])), 4) for m in preds},

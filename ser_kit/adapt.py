@@ -60,8 +60,9 @@ def fit(self:SpeakerNorm, X:np.ndarray,  # training features [n, d]
        ) -> SpeakerNorm:
     "Learn the average speaker, how speakers vary, the emotions' offsets and the noise from labelled training speakers."
     X, y, spk = np.asarray(X, float), np.asarray(y, dtype=object), np.asarray(speakers, dtype=object)
-    if len(set(spk)) < 2: raise SettingError(None, "speaker adaptation needs at least 2 training speakers; add speakers "
-                                                   "or switch it off (adapt=None, `--adapt none`)")
+    if len(set(spk)) < 2:
+        raise SettingError(None, "speaker adaptation needs at least 2 training speakers; add speakers or switch it "
+                                 "off (adapt=None, `--adapt none`)")
     st = _speaker_stats(X, y, spk, self.method); off = np.stack([st[s][0] for s in st])
     self.classes_ = sorted(set(y)); self.mu_, self.tau2_ = off.mean(0), off.var(0) * self.prior + 1e-8
     self.sd_ = np.exp(np.mean([np.log(st[s][1]) for s in st], axis=0))

@@ -415,7 +415,7 @@ def gather_inputs(inputs:list[str],         # audio files, folders (searched rec
             missing.append(_skipped_frame([(i, "file name is not valid UTF-8; rename it to use it")])); continue
         found, bad = expand_inputs(i); files += [str(Path(f).absolute()) for f in found]; missing.append(bad)
     known = pd.concat(manifests, ignore_index=True) if manifests else None
-    files = list(dict.fromkeys(files))          # a file given twice (or also in a folder given) is one clip of its speaker
+    files = list(dict.fromkeys(files))          # a file given twice (or in a folder given too): one clip of its speaker
     return find_speakers(files, speaker_from, known), pd.concat(missing, ignore_index=True)
 
 # %% ../nbs/99_cli.ipynb #a3cd983a
@@ -435,7 +435,8 @@ def adaptation_line(adaptation:str, table:pd.DataFrame) -> str|None:
     "How the predictions adapted to their speakers, in one line (None for a model that does not adapt)."
     if adaptation == 'none' or not len(table): return None
     if (table['speaker_from'] == 'none').all():
-        return f"{adaptation}: speakers unknown (none found, or --speaker-from none): every clip uses the training statistics"
+        return (f"{adaptation}: speakers unknown (none found, or --speaker-from none): every clip uses the training "
+                "statistics")
     lo, hi, n = int(table.speaker_clips.min()), int(table.speaker_clips.max()), table.speaker.nunique()
     clips = f"{lo}-{hi} clips" if lo != hi else f"{lo} clip{'s' if lo != 1 else ''}"
     return f"{adaptation}: {n} speaker{'s' if n != 1 else ''}, {clips} each"
@@ -477,7 +478,7 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
         with dask_backend(dask) as client:
             if client: rec.n_jobs = -1                        # every worker of the cluster
             table = _with_speakers(rec.predict_table(list(found.path), speakers=list(found.speaker)), found, missing)
-    except ModelFileError as e:                               # found only at work (its features changed): name the model
+    except ModelFileError as e:                     # found only at work (its features changed): name the model file
         if e.path is not None: raise
         raise ModelFileError(model_file, e.reason) from None
     for r in table.itertuples(index=False):

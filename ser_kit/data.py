@@ -1088,7 +1088,7 @@ def _is_report(p:Path) -> bool:
 # %% ../nbs/00_data.ipynb #7e05a263
 def output_kind(path:str|Path, # an existing file or folder
                ) -> str|None:
-    "What an existing file or folder is: 'audio' ('audio folder'), 'empty' ('empty folder'), a key of `OUTPUT_KINDS`, or None."
+    "What an existing path is: 'audio', 'audio folder', 'empty', 'empty folder', an `OUTPUT_KINDS` key, or None."
     p = Path(path)
     if p.is_dir():
         if _audio_below(p): return 'audio folder'

@@ -467,7 +467,8 @@ def test_a_folder_with_someone_elses_report_html_is_not_a_report(corpus, tmp_pat
     (site / 'report.html').write_text('<html>my page</html>')
     (site / 'metrics.json').write_text('hi')
     before = tree_hash(site)
-    last_error(run('evaluate', m, '--adapt', 'none', '--speeds', 'none', '-j', '1', '--out', site), 'not a ser_kit report')
+    r = run('evaluate', m, '--adapt', 'none', '--speeds', 'none', '-j', '1', '--out', site)
+    last_error(r, 'not a ser_kit report')
     assert tree_hash(site) == before
 
 
