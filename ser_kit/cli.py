@@ -8,7 +8,7 @@ import argparse, inspect, json, os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd
-from .data import _utf8_name, _read_csv, ManifestError
+from .data import _utf8_name, _read_csv, ManifestError, listed_paths
 from .data import (SerKitError, SettingError, OutputPathError, load_corpus, check_audio, format_summary,
                           refuse_inside, make_demo_corpus, find_speakers, check_output, output_kind, scan_audio,
                           atomic_write, printable_path, speaker_groups, speaker_folds, input_folders)
@@ -391,9 +391,8 @@ def _listed_files(csv:str|Path) -> pd.DataFrame:
         df = _read_csv(Path(csv))                                 # (a CSV that cannot be read: that error)
         if 'path' not in df.columns or {'speaker', 'emotion'} <= set(df.columns): raise e from None
     df = df[df['path'].notna() & (df['path'].astype(str).str.strip() != '')]
-    paths = [str(p if Path(p).is_absolute() else (Path(csv).parent / p).resolve()) for p in df['path'].astype(str)]
     spk = df['speaker'].to_numpy() if 'speaker' in df else [None] * len(df)
-    return pd.DataFrame(dict(path=paths, speaker=spk, corpus='manifest'))
+    return pd.DataFrame(dict(path=listed_paths(df['path'], Path(csv)), speaker=spk, corpus='manifest'))
 
 def gather_inputs(inputs:list[str],         # audio files, folders (searched recursively) and manifest CSVs
                   speaker_from:str='auto',  # 'auto', 'name', 'folder' or 'none' (see `find_speakers`)

@@ -20,17 +20,18 @@ __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_E
            'speaker_folds', 'emobox_folds', 'leaky_random_split', 'leaky_random_folds', 'shared_speakers',
            'SerKitError', 'SettingError', 'OutputPathError', 'BadFilenameError', 'emotion_mapping_table',
            'printable_path', 'scan_audio', 'audio_files', 'load_ravdess', 'load_emodb', 'load_tess', 'load_cremad',
-           'load_savee', 'load_custom', 'detect_corpus', 'ManifestError', 'read_manifest', 'load_corpus',
-           'speaker_from_name', 'speaker_from_folder', 'find_speakers', 'find_data', 'get_corpus', 'AudioError',
-           'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError', 'SilentAudioError', 'TooShortAudioError',
-           'TooLongAudioError', 'UnreadableAudioError', 'AbsurdAudioError', 'wav_truncation', 'load_audio', 'cache_dir',
-           'writable_cache_dir', 'atomic_write', 'InputPlaces', 'input_folders', 'refuse_inside', 'output_kind',
-           'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES', 'CONSONANTS',
-           'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe', 'recipe_table', 'actor_rng',
-           'actor_style', 'actor_voice', 'personal_recipe', 'syllable_plan', 'pitch_contour', 'glottal_source',
-           'pulse_table', 'formant_ba', 'band_ba', 'voicing_envelope', 'vowel_targets', 'formant_filter',
-           'consonant_noise', 'voiced_sound', 'synth_utterance', 'place_in_recording', 'ravdess_codes', 'ravdess_name',
-           'synth_file', 'write_actor', 'demo_settings', 'make_demo_corpus']
+           'load_savee', 'load_custom', 'detect_corpus', 'ManifestError', 'listed_paths', 'read_manifest',
+           'load_corpus', 'speaker_from_name', 'speaker_from_folder', 'find_speakers', 'find_data', 'get_corpus',
+           'AudioError', 'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError', 'SilentAudioError',
+           'TooShortAudioError', 'TooLongAudioError', 'UnreadableAudioError', 'AbsurdAudioError', 'wav_truncation',
+           'load_audio', 'cache_dir', 'writable_cache_dir', 'atomic_write', 'InputPlaces', 'input_folders',
+           'refuse_inside', 'output_kind', 'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW',
+           'SYLLABLES', 'CONSONANTS', 'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe',
+           'recipe_table', 'actor_rng', 'actor_style', 'actor_voice', 'personal_recipe', 'syllable_plan',
+           'pitch_contour', 'glottal_source', 'pulse_table', 'formant_ba', 'band_ba', 'voicing_envelope',
+           'vowel_targets', 'formant_filter', 'consonant_noise', 'voiced_sound', 'synth_utterance',
+           'place_in_recording', 'ravdess_codes', 'ravdess_name', 'synth_file', 'write_actor', 'demo_settings',
+           'make_demo_corpus']
 
 # %% ../nbs/00_data.ipynb #232c5aec
 def corpus_summary(df:pd.DataFrame, # a corpus manifest
@@ -653,6 +654,12 @@ def _fill_speakers(df:pd.DataFrame, # a manifest being read (changed in place)
                   stacklevel=3)
 
 # %% ../nbs/00_data.ipynb #1625f63f
+def listed_paths(paths:Iterable,  # the `path` column of a CSV
+                 csv:Path,        # that CSV: relative paths are relative to its folder
+                ) -> list[str]:
+    "A CSV's `path` column as absolute paths (relative ones read from the CSV's folder)."
+    return [str(p if Path(p).is_absolute() else (csv.parent / p).resolve()) for p in map(str, paths)]
+
 def read_manifest(csv:str|Path, # a CSV with at least `path, speaker, emotion`
                  ) -> pd.DataFrame:
     "Read and check a manifest CSV written by `ser-kit corpus --csv` or by hand; rows without a path are skipped."
@@ -662,7 +669,7 @@ def read_manifest(csv:str|Path, # a CSV with at least `path, speaker, emotion`
     empty = df['path'].isna() | (df['path'].astype(str).str.strip() == '')
     skipped = [(str(csv), f"row {i + 2}: no path") for i in np.flatnonzero(empty)]
     df = df[~empty].copy()   # the index keeps each row's place in the file until the end
-    df['path'] = [str(p if Path(p).is_absolute() else (csv.parent / p).resolve()) for p in df['path'].astype(str)]
+    df['path'] = listed_paths(df['path'], csv)
     _fill_speakers(df, csv)
     bad = sorted(set(df['emotion'].astype(str).str.lower()) - set(EMOTION_ALIASES))
     if bad: raise ManifestError(csv, f"unknown emotion label(s) {bad}; known: {list(EMOTIONS)}")
