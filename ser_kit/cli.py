@@ -325,9 +325,9 @@ def _speeds(text:str) -> tuple:
 # %% ../nbs/99_cli.ipynb #f73fdb5e
 def _model_args(a) -> dict:
     "The model settings of `train` and `evaluate` from their parsed options."
-    if a.emotions is not None and not [e for e in a.emotions.split(',') if e.strip()]:
+    emotions = None if a.emotions is None else [e.strip() for e in a.emotions.split(',') if e.strip()]
+    if emotions == []:
         raise SettingError(None, f"--emotions names no emotion ({a.emotions!r}); leave it out to use all of them")
-    emotions = [e.strip() for e in a.emotions.split(',') if e.strip()] if a.emotions else None
     model = 'dimensions' if a.task == 'dimensions' else a.model
     if model != a.model and a.model != 'classical':
         raise SettingError(None, f"--task dimensions trains its own model type; drop --model {a.model}")
