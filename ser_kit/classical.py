@@ -294,6 +294,7 @@ class EmotionRecognizer(Recognizer):
         self.unadapted_ = None                # the same classifier fitted without adaptation (adaptive models)
         self.pipeline_ = self.feature_names_ = self.train_speakers_ = self.fit_seconds_ = None
         self.description_: dict|None = None   # the description it was saved with or loaded from
+        self.path_: str|None = None           # the file it was loaded from (errors about the model name it)
 
 # %% ../nbs/02_classical.ipynb #03636e77
 @patch(as_prop=True)
@@ -347,8 +348,8 @@ def features(self:EmotionRecognizer, paths:Sequence[str]) -> pd.DataFrame:
         X = extract_features(list(paths), self.featureset, n_jobs=1 if few else self.n_jobs, cache=not few,
                              progress=self.progress and not few)
     if list(X.columns) != self.feature_names_:
-        raise ModelFileError(None, f"feature set {self.featureset!r} now yields other features than the model was "
-                                   "trained on; retrain the model")
+        raise ModelFileError(self.path_, f"feature set {self.featureset!r} now yields other features than the model "
+                                         "was trained on; retrain the model")
     return X
 
 # %% ../nbs/02_classical.ipynb #90f2c1bf
@@ -385,7 +386,8 @@ def predict_proba_audio(self:EmotionRecognizer, clips:Sequence[np.ndarray], # de
         y = np.asarray(y, np.float32) if fs.sr == 16000 else soxr.resample(np.asarray(y, np.float32), 16000, fs.sr)
         names, v = fs.compute(y); rows.append(v)
     if not rows: return np.zeros((0, len(self.labels)))
-    if names != self.feature_names_: raise ModelFileError(None, f"feature set {self.featureset!r} changed; retrain")
+    if names != self.feature_names_:
+        raise ModelFileError(self.path_, f"feature set {self.featureset!r} changed; retrain")
     return self._speaker_proba(np.stack(rows), speaker_ids(speakers, len(rows)))
 
 # %% ../nbs/02_classical.ipynb #b483922f
@@ -624,6 +626,7 @@ def load(cls:EmotionRecognizer, path:str|Path) -> EmotionRecognizer:
     r.pipeline_, r.labels, r.feature_names_ = pipe, list(d['labels']), list(d['feature_names'])
     r.class_counts_ = pd.Series(d['class_counts'], name='train_files', dtype=float).reindex(r.labels)
     r.train_speakers_, r.fit_seconds_, r.description_ = meta.get('train_speakers'), meta.get('fit_seconds'), meta
+    r.path_ = str(path)
     try: r.norm_ = norm_from_dict(meta['adaptation'], r.labels) if meta.get('adaptation') else None
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(path, f"unreadable adaptation state ({e})") from None

@@ -113,6 +113,12 @@ def test_save_load_round_trip_identical(model, model_file, small):
     assert d['model_type'] == 'classical' and d['labels'] == model.labels and d['estimator'] == 'logreg'
 
 
+def test_a_feature_set_that_changed_since_saving_names_the_model_file(model_file, small):
+    r = load_model(model_file); r.feature_names_ = r.feature_names_[:-1]   # as if the feature set gained a feature
+    with pytest.raises(ModelFileError, match=r'model\.skops.*retrain'): r.predict_proba_batch(small.path.iloc[:1])
+    with pytest.raises(ModelFileError, match=r'model\.skops.*retrain'): r.predict_proba_audio([np.zeros(16000, 'f4')])
+
+
 def test_tampered_model_is_refused(model_file, tmp_path):
     pipe, meta, _ = read_model_file(model_file)
     evil = tmp_path / 'evil.skops'
