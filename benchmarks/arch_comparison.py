@@ -12,6 +12,7 @@ import argparse, json, os, platform, sys, time, warnings
 from pathlib import Path
 import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).parent))
+from recorded import recorded_settings
 from adaptation import four_actor_folds
 from ser_kit.data import load_corpus
 from ser_kit.models import versions, bench_predict
@@ -44,7 +45,7 @@ def main():
         print(f"| {r['arch']} | {r['uar']:.3f} | {r['train_min']} | {r['predict_ms']} | {r['params']:,} | "
               f"{r['seed_random_split'] or '-'} |")
     res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips)", protocol=f'test blocks {a.folds} of four actors '
-               '(0: 01-04, 1: 05-08, 2: 09-12, 3: 13-16); 2 training actors validate', settings=vars(a),
+               '(0: 01-04, 1: 05-08, 2: 09-12, 3: 13-16); 2 training actors validate', settings=recorded_settings(a),
                date=time.strftime('%Y-%m-%d'), rows=rows, versions=versions('torch'),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count(), threads=a.threads))
     Path(a.out).write_text(json.dumps(res, indent=1)); print('written', a.out)

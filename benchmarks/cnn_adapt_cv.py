@@ -13,6 +13,7 @@ import argparse, json, os, platform, sys, time, warnings
 from pathlib import Path
 import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).parent))
+from recorded import recorded_settings
 from adaptation import four_actor_folds
 from ser_kit.data import load_corpus
 from ser_kit.models import versions, uar
@@ -51,7 +52,7 @@ def main():
                     for m in ('cnn', 'classical', 'fusion', 'cnn_minutes')} for ad in a.adapt}
     print(json.dumps(summary, indent=1))
     res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips)", protocol='folds of 4 actors; 2 training actors validate',
-               settings=vars(a), date=time.strftime('%Y-%m-%d'), summary=summary, folds=rows,
+               settings=recorded_settings(a), date=time.strftime('%Y-%m-%d'), summary=summary, folds=rows,
                seconds=round(time.time() - t0), versions=versions('torch'),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count(), threads=a.threads))
     Path(a.out).write_text(json.dumps(res, indent=1)); print('written', a.out)

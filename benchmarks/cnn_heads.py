@@ -15,6 +15,8 @@ depend on it in the last bits, and the E-step can turn such a difference into an
 """
 import argparse, glob, json, os, platform, sys, time, warnings
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from recorded import recorded_settings
 import numpy as np
 import ser_kit.cnn as cnn_module
 from ser_kit.adapt import SpeakerNorm
@@ -76,7 +78,7 @@ def main():
         for name, fn in variants(K):
             s = [round(float(uar(d['labels'][d['y_test']], d['labels'][fn(d).argmax(1)])), 4) for d in folds]
             rows[name] = dict(folds=s, mean=round(float(np.mean(s)), 4)); print(f'{name:48s} {np.mean(s):.4f} {s}')
-    res = dict(data=f'the vectors of {a.dump} ({len(folds)} folds)', settings=vars(a), date=time.strftime('%Y-%m-%d'),
+    res = dict(data=f'the vectors of {a.dump} ({len(folds)} folds)', settings=recorded_settings(a), date=time.strftime('%Y-%m-%d'),
                defaults=dict(HEAD_C=cnn_module.HEAD_C, HEAD_BALANCE=cnn_module.HEAD_BALANCE), uar=rows,
                seconds=round(time.time() - t0), versions=versions(),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count()))

@@ -12,8 +12,10 @@ and writes a JSON file with the settings, seeds, package versions and machine.
 Usage: python benchmarks/cnn_ravdess.py [--archs resnet1d cnn2d crnn] [--epochs 60] [--models 3] [--tta 5]
        [--protocols A B] [--threads 1] [--out cnn_ravdess.json]        (needs $SER_KIT_DATA holding ravdess-dev/)
 """
-import argparse, json, os, platform, time, warnings
+import argparse, json, os, platform, sys, time, warnings
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from recorded import recorded_settings
 warnings.filterwarnings('ignore')
 import numpy as np, torch
 from ser_kit.data import load_corpus
@@ -77,7 +79,7 @@ def main():
             print(json.dumps({k: x for k, x in rows[-1].items() if k != "val_curve"}), flush=True)
     print('\n| protocol | model | UAR | train min | s/epoch | predict ms |\n|---|---|---|---|---|---|')
     for r in rows: print(f"| {r['protocol']} | {r['model']} | {r['uar']:.3f} | {r['train_min']} | {r['s_per_epoch'] or '-'} | {r['predict_ms']} |")
-    Path(a.out).write_text(json.dumps(dict(rows=rows, settings=vars(a), versions=versions('torch'), machine=platform.platform(),
+    Path(a.out).write_text(json.dumps(dict(rows=rows, settings=recorded_settings(a), versions=versions('torch'), machine=platform.platform(),
                                            cpus=os.cpu_count(), time=time.strftime('%Y-%m-%dT%H:%M:%S')), indent=1, default=str))
 
 

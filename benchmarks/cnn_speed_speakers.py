@@ -26,6 +26,7 @@ import argparse, copy, json, os, platform, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 sys.path.insert(0, str(Path(__file__).parent))
+from recorded import recorded_settings
 from adaptation import four_actor_folds
 from cnn_adapt_cv import scored
 from ser_kit.data import load_corpus, emobox_folds
@@ -150,7 +151,7 @@ def main():
     res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips)",
                protocol=('folds of 4 actors' if a.protocol == 'four' else 'the EmoBox RAVDESS folds with test actors '
                          'among those present') + '; 2 training actors (no copies of them) validate',
-               settings=vars(a), date=time.strftime('%Y-%m-%d'),
+               settings=recorded_settings(a), date=time.strftime('%Y-%m-%d'),
                uar={m: round(float(np.mean([r[m] for r in rows])), 4)
                     for m in rows[0] if m.startswith(('cnn', 'classical', 'fusion')) and m != 'fusion_extra_minutes'
                     and not m.endswith('val_uar')},

@@ -16,6 +16,7 @@ import argparse, copy, json, os, platform, sys, time, warnings
 from pathlib import Path
 import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).parent))
+from recorded import recorded_settings
 from cnn_adapt_cv import scored
 from ser_kit.data import load_corpus
 from ser_kit.models import versions
@@ -63,7 +64,7 @@ def main():
     root = Path(os.environ.get('SER_KIT_DATA', '../shared/data')); t0 = time.time()
     rav = load_corpus(root / 'ravdess-dev').reset_index(drop=True)
     emo = load_corpus(root / 'emodb').reset_index(drop=True)
-    res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips), EMO-DB ({len(emo)} clips)", settings=vars(a),
+    res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips), EMO-DB ({len(emo)} clips)", settings=recorded_settings(a),
                date=time.strftime('%Y-%m-%d'),
                directions={'emodb->ravdess': direction(emo, rav, a), 'ravdess->emodb': direction(rav, emo, a)},
                seconds=round(time.time() - t0), versions=versions('torch'),

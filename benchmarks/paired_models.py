@@ -23,6 +23,7 @@ import argparse, json, os, platform, sys, time, warnings
 from pathlib import Path
 import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
+from recorded import recorded_settings
 from adaptation import four_actor_folds
 from cnn_heads import head
 from ser_kit.cnn import cached_frames
@@ -96,7 +97,7 @@ def main():
                     f'fusion weights from {Path(a.run).name}',
                protocol='folds of 4 actors (01-04, 05-08, ...); test clips grouped by speaker (unlabelled); '
                         'the test clips of the four folds pooled for the paired comparisons',
-               settings=vars(a), date=time.strftime('%Y-%m-%d'),
+               settings=recorded_settings(a), date=time.strftime('%Y-%m-%d'),
                uar_pooled={m: round(float(uar(y, p)), 4) for m, p in preds.items()},
                uar_mean_of_folds={m: round(float(np.mean([r[m] for r in fold_rows])), 4) for m in preds},
                folds=fold_rows, pairs=pairs, seconds=round(time.time() - t0), versions=versions(),
