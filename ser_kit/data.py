@@ -653,6 +653,21 @@ def _fill_speakers(df:pd.DataFrame, # a manifest being read (changed in place)
     warnings.warn(f"{csv}: {n} row(s) without a speaker (row {first}): taken from the file name or folder",
                   stacklevel=3)
 
+# %% ../nbs/00_data.ipynb #bf208001
+def _drop_repeats(df:pd.DataFrame, # a manifest being read (its index: each row's place in the file)
+                  csv:Path,        # its file, for the messages
+                 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    "A file listed twice counts once (the later rows reported as skipped); listed with two emotions: an error."
+    again = df.duplicated('path')
+    if not again.any(): return df, []
+    n_emo = df.groupby('path')['emotion'].nunique()
+    for p in n_emo.index[n_emo > 1][:1]:
+        rows = ', '.join(str(i + 2) for i in df.index[df['path'] == p])
+        raise ManifestError(csv, f"{p} is listed with different emotions (rows {rows})")
+    first = df[~again].reset_index().set_index('path')['index']
+    return df[~again], [(str(csv), f"row {i + 2}: {p} again (first in row {first[p] + 2}): counted once")
+                        for i, p in df.loc[again, 'path'].items()]
+
 # %% ../nbs/00_data.ipynb #1625f63f
 def listed_paths(paths:Iterable,  # the `path` column of a CSV
                  csv:Path,        # that CSV: relative paths are relative to its folder
@@ -674,6 +689,7 @@ def read_manifest(csv:str|Path, # a CSV with at least `path, speaker, emotion`
     bad = sorted(set(df['emotion'].astype(str).str.lower()) - set(EMOTION_ALIASES))
     if bad: raise ManifestError(csv, f"unknown emotion label(s) {bad}; known: {list(EMOTIONS)}")
     df['emotion'] = df['emotion'].str.lower().map(EMOTION_ALIASES)
+    df, again = _drop_repeats(df, csv); skipped += again
     for c, v in (('corpus', 'custom'), ('gender', 'unknown')): df[c] = df[c] if c in df else v
     df = df[MANIFEST_COLUMNS + [c for c in df.columns if c not in MANIFEST_COLUMNS]].reset_index(drop=True)
     df.attrs['skipped'], df.attrs['skipped_files'] = [f"{p}: {r}" for p, r in skipped], skipped

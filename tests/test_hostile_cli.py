@@ -530,3 +530,16 @@ def test_a_bad_list_among_other_inputs_is_skipped_and_a_plain_list_is_enough(cor
     assert 'empty.csv' in r.stderr and r.stdout.count('.wav') == 2
     r = run('predict', model, d / 'Actor_01' / CLIP, d / 'Actor_01' / CLIP)
     assert r.returncode == 0 and r.stdout.count('.wav') == 1, r.stdout   # one clip, counted once for its speaker
+
+
+def test_a_file_listed_twice_in_a_manifest_counts_once_and_two_emotions_for_it_are_refused(corpus, tmp_path):
+    d, m = corpus
+    df = pd.read_csv(m)
+    twice = pd.concat([df, df.iloc[:3]])
+    twice.to_csv(tmp_path / 'twice.csv', index=False)
+    r = run('corpus', tmp_path / 'twice.csv')
+    assert r.returncode == 0 and f'{len(df)} files' in r.stdout, (r.stdout, r.stderr)
+    assert r.stderr.count('counted once') == 3, r.stderr
+    clash = pd.concat([df, df.iloc[:1].assign(emotion='sad' if df.emotion.iloc[0] != 'sad' else 'happy')])
+    clash.to_csv(tmp_path / 'clash.csv', index=False)
+    last_error(run('corpus', tmp_path / 'clash.csv'), 'clash.csv', 'listed with different emotions')
