@@ -18,7 +18,8 @@ run trains, so one run compares ensemble sizes on the same networks. `--dump DIR
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
-        [--tta 1] [--adapt em|z|speaker|none] [--kind logmel|mfcc] [--n-mels 64] [--fusion] [--protocol four|emobox]
+        [--tta 1] [--adapt em|z|speaker|none] [--kind logmel|mfcc] [--n-mels 64] [--prosody] [--fusion]
+        [--protocol four|emobox]
         [--threads 2]
         [--swa K ...] [--first K ...] [--dump DIR] [--out FILE]
 """
@@ -64,6 +65,7 @@ def main():
     ap.add_argument('--fusion', action='store_true', help='also the fusion with the default classical model')
     ap.add_argument('--kind', default='logmel', choices=['logmel', 'mfcc'], help='the input: log-mel bands or MFCCs')
     ap.add_argument('--n-mels', type=int, default=64, help='log-mel bands of the input (the default: 64)')
+    ap.add_argument('--prosody', action='store_true', help='F0 and periodicity rows under the bands')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--swa', type=int, nargs='*', default=[],
                     help='also score each network averaged over its last K epochs')
@@ -86,7 +88,8 @@ def main():
             train, test = rav.iloc[tr], rav.iloc[te]; t = time.time()
             if a.swa: snaps = cnn_module.train_one_epoch = Snapshots(max(a.swa))
             cnn = CNNRecognizer(epochs=a.epochs, adapt=a.adapt, speeds=a.speeds, n_models=a.models, tta=a.tta,
-                                patience=a.patience, features=dict(kind=a.kind, n_mels=a.n_mels), n_jobs=1).fit(train)
+                                patience=a.patience, n_jobs=1,
+                                features=dict(kind=a.kind, n_mels=a.n_mels, prosody=a.prosody)).fit(train)
             minutes = round((time.time() - t) / 60, 1)                     # training only, not the scoring below
             r = dict(fold=k, test_speakers=sorted(set(test.speaker)), val_speakers=cnn.val_speakers_,
                      cnn=scored(cnn, test), minutes=minutes, cnn_alone=scored(cnn, test, by_speaker=False),

@@ -17,19 +17,19 @@ from fastcore.basics import patch
 from safetensors.torch import save_file, load as load_safetensors
 from .data import SettingError, speaker_groups
 from .adapt import SpeakerNorm, norm_from_dict
-from .features import frame_features, extract_frames
+from .features import frame_features, extract_frames, PROSODY_ROWS
 from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, uar, versions, softmax,
                             choose_val_speakers, sha256_file, atomic_folder, model_description, write_description,
                             read_description, history_frame, RETRAIN)
 
 # %% auto #0
-__all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'EMBED_ADAPT', 'CNN_ADAPT',
-           'HEAD_C', 'HEAD_BALANCE', 'HEAD_CLASS_WEIGHT', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device',
-           'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames',
-           'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
-           'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d',
-           'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
-           'cpu_threads', 'predict_logits', 'validation_scores', 'train_one_epoch', 'average_weights',
+__all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'EMBED_ADAPT',
+           'CNN_ADAPT', 'HEAD_C', 'HEAD_BALANCE', 'HEAD_CLASS_WEIGHT', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS',
+           'default_device', 'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames',
+           'crop_frames', 'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch',
+           'aug_specaug', 'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d',
+           'ResBlock1d', 'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params',
+           'CNNSettings', 'cpu_threads', 'predict_logits', 'validation_scores', 'train_one_epoch', 'average_weights',
            'refresh_batchnorm', 'train_model', 'CNNRecognizer', 'layer_taps', 'time_stats', 'network_vectors',
            'clip_band_means', 'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
 
@@ -62,14 +62,15 @@ def seed_everything(seed:int, # the seed for python, numpy and torch (CPU and GP
     return torch.Generator().manual_seed(seed)
 
 # %% ../nbs/03_cnn.ipynb #5bea8fa8
-FEATURES = dict(kind='logmel', n_mels=64, n_mfcc=40, seconds=4.0, crop=3.0, trim_db=35.0)  # default feature settings
+FEATURES = dict(kind='logmel', n_mels=64, n_mfcc=40, seconds=4.0, crop=3.0, trim_db=35.0,  # default feature settings
+                prosody=False)   # prosody: F0 and periodicity rows under the bands (`frame_features`)
 FPS = 100  # frames per second of the frame features (10 ms hop)
 
 def n_bands(features:dict|None=None, # feature settings (FEATURES)
            ) -> int:
-    "Number of feature rows F: mel bands for 'logmel', coefficients for 'mfcc'."
+    "Number of feature rows F: mel bands for 'logmel', coefficients for 'mfcc', and the prosody rows when asked for."
     f = {**FEATURES, **(features or {})}
-    return f['n_mels'] if f['kind'] == 'logmel' else f['n_mfcc']
+    return (f['n_mels'] if f['kind'] == 'logmel' else f['n_mfcc']) + (PROSODY_ROWS if f.get('prosody') else 0)
 
 # %% ../nbs/03_cnn.ipynb #2d3a52c7
 def clip_frames(y:np.ndarray,            # one mono clip, float32
@@ -79,7 +80,7 @@ def clip_frames(y:np.ndarray,            # one mono clip, float32
     "Static log-mel (or MFCC) frames of one clip [1, F, T]: silence trimmed, padded/cropped to `features['seconds']`."
     f = {**FEATURES, **(features or {})}
     return frame_features(y, sr=sr, kind=f['kind'], n_mels=f['n_mels'], n_mfcc=f['n_mfcc'], deltas_=False,
-                          seconds=f['seconds'], trim_db=f.get('trim_db'))
+                          seconds=f['seconds'], trim_db=f.get('trim_db'), prosody=bool(f.get('prosody')))
 
 # %% ../nbs/03_cnn.ipynb #b6a7fb17
 def cached_frames(manifest:pd.DataFrame,   # corpus manifest (needs `path`)
@@ -91,7 +92,7 @@ def cached_frames(manifest:pd.DataFrame,   # corpus manifest (needs `path`)
     f = {**FEATURES, **(features or {})}
     return extract_frames(manifest, kind=f['kind'], seconds=f['seconds'], deltas=False, n_jobs=n_jobs,
                           progress=progress, n_mels=f['n_mels'], n_mfcc=f['n_mfcc'], trim_db=f.get('trim_db'),
-                          speed=f.get('speed'))
+                          speed=f.get('speed'), prosody=bool(f.get('prosody')))
 
 # %% ../nbs/03_cnn.ipynb #668b7775
 def crop_frames(x:np.ndarray,       # frames [..., T]
@@ -191,15 +192,20 @@ def aug_specaug(x:torch.Tensor, masks:tuple, gen=None) -> torch.Tensor:
 
 # %% ../nbs/03_cnn.ipynb #d2539eeb
 AUG_FUNCS = dict(gain=aug_gain, noise=aug_noise, shift=aug_shift, speed=aug_speed, pitch=aug_pitch, specaug=aug_specaug)
+TIME_AUGS = ('speed', 'shift')   # the augmentations that move whole frames (the rest change bands or dB)
 
 def augment_batch(x:torch.Tensor,     # batch of log-mel spectrograms [B, 1, F, T] in dB
                   augment:dict|None=None, # settings like AUGMENT; a missing, 0 or None entry switches that one off
                   gen:torch.Generator|None=None, # random generator (CPU)
+                  n_extra:int=0,          # rows under the bands (prosody): only the time augmentations move them
                  ) -> torch.Tensor:
     "Apply the switched-on spectrogram augmentations (all but mixup) in a fixed order; same shape out."
     aug = AUGMENT if augment is None else augment
     for name in ('speed', 'pitch', 'shift', 'gain', 'noise', 'specaug'):
-        if aug.get(name): x = AUG_FUNCS[name](x, aug[name], gen)
+        if not aug.get(name): continue
+        if n_extra and name not in TIME_AUGS:             # a dB or mel-axis change: the bands only
+            x = torch.cat([AUG_FUNCS[name](x[:, :, :-n_extra], aug[name], gen), x[:, :, -n_extra:]], dim=2)
+        else: x = AUG_FUNCS[name](x, aug[name], gen)
     return x
 
 # %% ../nbs/03_cnn.ipynb #9ea5b8dc
@@ -227,8 +233,10 @@ class Frontend(nn.Module):
                  time_pool:int=2,          # average this many frames (2: 20 ms steps)
                  norm:str='cmn',           # 'cmn' (each band's clip mean off), 'band' (standardised over training)
                                            # or 'level' (only the clip's level off: for speaker-adapted input)
+                 n_extra:int=0,            # rows under the bands (prosody): passed on as they are, no dB handling
                 ):
         super().__init__(); self.deltas, self.top_db, self.time_pool, self.norm = deltas, top_db, time_pool, norm
+        self.n_extra = n_extra
         if norm not in NORMS: raise ValueError(f"norm must be one of {NORMS}, not {norm!r}")
         if norm == 'band': self.band_norm = nn.BatchNorm2d(n_mels, affine=False)   # running mean/var of each band
     @staticmethod
@@ -237,6 +245,8 @@ class Frontend(nn.Module):
         T = x.shape[-1]; xp = F.pad(x, (2, 2, 0, 0), mode='replicate')  # x: [B, C, F, T]
         return (xp[..., 3:3 + T] - xp[..., 1:1 + T] + 2 * (xp[..., 4:4 + T] - xp[..., :T])) / 10
     def forward(self, x):
+        extra = x[:, :, x.shape[2] - self.n_extra:] if self.n_extra else None
+        if self.n_extra: x = x[:, :, :x.shape[2] - self.n_extra]
         if self.top_db is not None: x = torch.maximum(x, x.amax(dim=(2, 3), keepdim=True) - self.top_db)
         if self.norm == 'cmn':                                         # per utterance: each band's mean, then the scale
             x = x - x.mean(dim=3, keepdim=True)
@@ -246,6 +256,7 @@ class Frontend(nn.Module):
         else:                                            # keep the spectral shape: level off, bands standardised
             x = x - x.mean(dim=(2, 3), keepdim=True)
             x = self.band_norm(x.transpose(1, 2)).transpose(1, 2)
+        if extra is not None: x = torch.cat([x, extra], dim=2)
         if self.deltas:
             d = self.delta(x); x = torch.cat([x, d, self.delta(d)], dim=1)
         return F.avg_pool2d(x, (1, self.time_pool)) if self.time_pool > 1 else x   # 10 ms -> 20 ms frames
@@ -279,9 +290,10 @@ class CNN2d(nn.Module):
                  dropout:float=0.3,                 # dropout before the classifier
                  norm:str='cmn',                    # `Frontend` normalisation
                  top_db:float|None=80.0,            # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
+                 n_extra:int=0,                     # rows of F under the bands (prosody)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
+        self.front = Frontend(n_mels - n_extra, norm=norm, top_db=top_db, n_extra=n_extra)
         ch = (3,) + tuple(channels)
         self.body = nn.Sequential(*[conv2d_block(a, b, 2) for a, b in zip(ch[:-1], ch[1:])])
         self.pool = AttentiveStatsPool(ch[-1])
@@ -314,9 +326,10 @@ class ResNet1d(nn.Module):
                  dropout:float=0.3,            # dropout before the classifier
                  norm:str='cmn',               # `Frontend` normalisation
                  top_db:float|None=80.0,       # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
+                 n_extra:int=0,                # rows of F under the bands (prosody)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
+        self.front = Frontend(n_mels - n_extra, norm=norm, top_db=top_db, n_extra=n_extra)
         self.stem = nn.Sequential(nn.Conv1d(3 * n_mels, channels[0], 5, padding=2, bias=False),
                                   nn.BatchNorm1d(channels[0]), nn.ReLU(inplace=True))
         blocks, c = [], channels[0]
@@ -339,9 +352,10 @@ class CRNN(nn.Module):
                  dropout:float=0.3,        # dropout before the classifier
                  norm:str='cmn',           # `Frontend` normalisation
                  top_db:float|None=80.0,   # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
+                 n_extra:int=0,            # rows of F under the bands (prosody)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
+        self.front = Frontend(n_mels - n_extra, norm=norm, top_db=top_db, n_extra=n_extra)
         ch = (3,) + tuple(channels)
         self.conv = nn.Sequential(*[conv2d_block(a, b, 2) for a, b in zip(ch[:-1], ch[1:])])
         f = n_mels // 2 ** len(channels)
@@ -365,9 +379,10 @@ class SeqRNN(nn.Module):
                  dropout:float=0.3,        # dropout before the classifier
                  norm:str='cmn',           # `Frontend` normalisation
                  top_db:float|None=80.0,   # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
+                 n_extra:int=0,            # rows of F under the bands (prosody)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
+        self.front = Frontend(n_mels - n_extra, norm=norm, top_db=top_db, n_extra=n_extra)
         self.proj = nn.Sequential(nn.Conv1d(3 * n_mels, hidden, 1), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True))
         self.rnn = {'lstm': nn.LSTM, 'gru': nn.GRU}[cell](hidden, hidden, layers, batch_first=True, bidirectional=True)
         self.pool = AttentiveStatsPool(2 * hidden)
@@ -395,9 +410,10 @@ class Transformer(nn.Module):
                  dropout:float=0.3,        # dropout before the classifier (0.1 inside the encoder)
                  norm:str='cmn',           # `Frontend` normalisation
                  top_db:float|None=80.0,   # `Frontend` clamp, dB below the peak (None: off, for MFCC input)
+                 n_extra:int=0,            # rows of F under the bands (prosody)
                 ):
         super().__init__()
-        self.front = Frontend(n_mels, norm=norm, top_db=top_db)
+        self.front = Frontend(n_mels - n_extra, norm=norm, top_db=top_db, n_extra=n_extra)
         self.stem = nn.Sequential(nn.Conv1d(3 * n_mels, d, 3, stride=2, padding=1), nn.BatchNorm1d(d), nn.GELU())
         layer = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout=0.1, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
@@ -512,7 +528,7 @@ def train_one_epoch(model:nn.Module,         # the network, on `device`
     "One pass over `loader`; returns the mean training loss."
     model.train(); n_cls = model.head[-1].out_features; s = settings; losses = []
     for i, (xb, yb) in enumerate(loader):
-        xb = augment_batch(xb, s.augment, gen).to(device)
+        xb = augment_batch(xb, s.augment, gen, getattr(getattr(model, 'front', None), 'n_extra', 0)).to(device)
         target = F.one_hot(yb, n_cls).float() * (1 - s.label_smoothing) + s.label_smoothing / n_cls
         xb, target = mixup(xb, target.to(device), s.augment.get('mixup', 0), gen)
         with autocast(device): logits = model(xb)
@@ -677,6 +693,8 @@ def _check_settings(self:CNNRecognizer):
         raise SettingError(None, f"speeds must be factors between 0.5 and 2 other than 1, not {self.speeds}")
     if self.features['kind'] not in ('logmel', 'mfcc'):
         raise SettingError(None, f"features kind must be 'logmel' or 'mfcc', not {self.features['kind']!r}")
+    if self.features.get('prosody') and self.adapt == 'speaker':   # its input shift reads every row as dB
+        raise SettingError(None, "prosody rows work with adapt 'em', 'z' or None, not 'speaker'")
 
 # %% ../nbs/03_cnn.ipynb #6b537a7c
 @patch
@@ -695,7 +713,8 @@ def _validation_mask(self:CNNRecognizer, df:pd.DataFrame) -> np.ndarray:
 def _net_params(self:CNNRecognizer) -> dict:
     "The architecture settings a network is built with (speaker-adaptive input keeps the band shape; MFCCs are no dB)."
     mfcc = {'top_db': None} if self.features['kind'] == 'mfcc' else {}   # a dB floor would flatten the cepstrum
-    return ({'norm': 'level'} if self.adapt == 'speaker' else {}) | mfcc | dict(self.arch_params)
+    extra = {'n_extra': PROSODY_ROWS} if self.features.get('prosody') else {}
+    return ({'norm': 'level'} if self.adapt == 'speaker' else {}) | mfcc | extra | dict(self.arch_params)
 
 # %% ../nbs/03_cnn.ipynb #9fb7d824
 @patch
@@ -1006,7 +1025,7 @@ def _recognizer_from(desc:dict, cfile:Path) -> CNNRecognizer:
     try:
         params = inspect.signature(CNNRecognizer.__init__).parameters
         kw = {'adapt': None} | {k: v for k, v in (desc.get('training') or {}).items() if k in params and k != 'self'}
-        features = {'trim_db': None, **dict(desc['features'])}   # 0.1.0 folders written before trimming: keep it off
+        features = {'trim_db': None, 'prosody': False, **dict(desc['features'])}   # folders from before these: off
         rec = CNNRecognizer(**kw | dict(arch=desc['arch'], arch_params=desc.get('arch_params') or {}, features=features,
                                         n_models=int(desc['n_models'])))
         rec.labels = [str(l) for l in desc['labels']]

@@ -22,13 +22,13 @@ from .data import load_audio, pad_crop, trim_silence
 
 # %% auto #0
 __all__ = ['SR', 'N_FFT', 'WIN', 'HOP', 'PITCH_SR', 'PITCH_WIN', 'PITCH_NFFT', 'RICH_PCTS', 'RICH_DESCRIPTORS', 'FEATURESETS',
-           'ENGINE_VERSION', 'SERIAL_FILES', 'WORKER_START_S', 'FORK_START_S', 'LASTING_ERRORS', 'COLD_METHOD', 'hann',
-           'frame_signal', 'power_spectrogram', 'mel_filterbank', 'dct_matrix', 'log_mel', 'deltas', 'f0_track',
-           'Frames', 'percentiles', 'slope', 'prosody_blocks', 'prosody', 'cnn1d', 'default_blocks', 'default',
-           'pooled', 'rich_frames', 'rich_blocks', 'rich', 'seed004', 'seed004_naive', 'FeatureSet',
-           'register_featureset', 'get_featureset', 'plot_clip', 'compare_emotions', 'clip_explorer', 'plot_by_emotion',
-           'frame_features', 'one_blas_thread', 'content_hash', 'CacheWarning', 'extract_features', 'extract_frames',
-           'PeakMemory', 'cold_command', 'bench_features']
+           'PROSODY_ROWS', 'ENGINE_VERSION', 'SERIAL_FILES', 'WORKER_START_S', 'FORK_START_S', 'LASTING_ERRORS',
+           'COLD_METHOD', 'hann', 'frame_signal', 'power_spectrogram', 'mel_filterbank', 'dct_matrix', 'log_mel',
+           'deltas', 'f0_track', 'Frames', 'percentiles', 'slope', 'prosody_blocks', 'prosody', 'cnn1d',
+           'default_blocks', 'default', 'pooled', 'rich_frames', 'rich_blocks', 'rich', 'seed004', 'seed004_naive',
+           'FeatureSet', 'register_featureset', 'get_featureset', 'plot_clip', 'compare_emotions', 'clip_explorer',
+           'plot_by_emotion', 'prosody_frames', 'frame_features', 'one_blas_thread', 'content_hash', 'CacheWarning',
+           'extract_features', 'extract_frames', 'PeakMemory', 'cold_command', 'bench_features']
 
 # %% ../nbs/01_features.ipynb #c63b8c4b
 SR = 16000      # analysis sample rate of every feature set (Hz)
@@ -686,6 +686,17 @@ def plot_by_emotion(X:pd.DataFrame,           # features (rows indexed like the 
         ax.set_xticks(range(1, len(order)+1), order, rotation=60, fontsize=8); ax.set_title(f, fontsize=9)
     return fig
 
+# %% ../nbs/01_features.ipynb #7866023d
+PROSODY_ROWS = 2   # rows `prosody_frames` adds: F0 and periodicity
+
+def prosody_frames(y:np.ndarray, # 1-D float32 clip at `SR`
+                  ) -> np.ndarray:
+    "Per 10 ms frame [PROSODY_ROWS, T]: F0 in semitones re 55 Hz as (st - 18) / 8, bridged where unvoiced; periodicity."
+    f0, s = f0_track(y, SR); v = f0 > 0
+    st = np.full(len(f0), 18.0, np.float32)                                   # no voiced frame: a neutral 18 st
+    if v.any(): st = np.interp(np.arange(len(f0)), np.flatnonzero(v), 12 * np.log2(f0[v] / 55.0)).astype(np.float32)
+    return np.stack([(st - 18) / 8, s]).astype(np.float32)
+
 # %% ../nbs/01_features.ipynb #81eaef01
 def frame_features(y:np.ndarray,         # 1-D float32 clip
                    sr:int=SR,            # its sample rate (resampled to 16 kHz if different)
@@ -696,6 +707,7 @@ def frame_features(y:np.ndarray,         # 1-D float32 clip
                    seconds:float|None=None, # pad/crop the clip (centre) to this many seconds first
                    trim_db:float|None=None, # first cut leading/trailing silence this many dB below the loudest frame
                    speed:float|None=None,   # first play the clip this many times faster (tempo and pitch together)
+                   prosody:bool=False,      # add `PROSODY_ROWS` rows under the bands: F0 and periodicity
                   ) -> np.ndarray:
     "Frame-level features of one clip, float32 [C, F, T]: C = 3 with deltas (static, delta, delta-delta) else 1."
     if kind not in ('logmel', 'mfcc'): raise SettingError(None, f"kind must be 'logmel' or 'mfcc', not {kind!r}")
@@ -707,6 +719,7 @@ def frame_features(y:np.ndarray,         # 1-D float32 clip
     if seconds is not None: y = pad_crop(y, int(round(seconds*SR)))
     x = log_mel(power_spectrogram(y), SR, n_mels)
     if kind == 'mfcc': x = x @ dct_matrix(n_mels, n_mfcc)
+    if prosody: x = np.concatenate([x, prosody_frames(y)[:, :len(x)].T], axis=1)   # [T, F + PROSODY_ROWS]
     chans = [x]
     if deltas_:
         d = deltas(x); chans += [d, deltas(d)]
@@ -1237,11 +1250,13 @@ def extract_frames(data,                   # manifest DataFrame (needs 'path'), 
                    n_mfcc:int=40,          # MFCCs (kind='mfcc')
                    trim_db:float|None=None, # cut leading/trailing silence first (see `frame_features`)
                    speed:float|None=None,   # speed-perturbed copies: each clip played this many times faster
+                   prosody:bool=False,      # add the F0 and periodicity rows (see `frame_features`)
                   ) -> tuple[np.ndarray, pd.Index]:
     "Fixed-size frame features for deep models: (float32 array [N, C, F, T], manifest index of the N readable files)."
     params = dict(kind=kind, n_mels=n_mels, n_mfcc=n_mfcc, deltas_=deltas, seconds=seconds)
     if trim_db: params['trim_db'] = trim_db                             # (absent when off: older cache keys stay valid)
     if speed and speed != 1: params['speed'] = float(speed)
+    if prosody: params['prosody'] = True
     # one tiny clip checks the settings before any file is read, and gives the shape of every array
     shape = frame_features(np.zeros(SR//10, np.float32), **params).shape[:2] + (int(round(seconds*SR))//HOP + 1,)
     man = _as_manifest(data); keys, bad = _file_keys(list(man['path']))

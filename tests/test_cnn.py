@@ -204,6 +204,21 @@ def test_checkpoint_round_trip_identical(trained, tiny_corpus):
     assert rec2.val_speakers_ == ['03']
 
 
+def test_prosody_rows_train_save_and_load(trained, tiny_corpus, tmp_path):
+    "A CNN with the F0 and periodicity rows: 66 input rows, the setting saved, the same predictions after loading."
+    rec = CNNRecognizer(arch='resnet1d', epochs=1, batch_size=8, arch_params=SMALL, features=FEAT | dict(prosody=True),
+                        n_jobs=1, val_speakers=['03'], n_models=1, augment=dict(gain=6.0, shift=0.1)).fit(tiny_corpus)
+    assert rec.networks[0].stem[0].in_channels == 3 * (64 + 2) and rec.networks[0].front.n_extra == 2
+    rec2 = load_model(rec.save(tmp_path / 'p'))
+    assert rec2.features['prosody'] is True
+    paths = list(tiny_corpus.path)
+    np.testing.assert_array_equal(rec2.predict_proba_batch(paths)[0], rec.predict_proba_batch(paths)[0])
+    d = _copy(trained[1], tmp_path, 'before')                      # a folder saved before the setting existed
+    cfg = json.loads((d / 'ser_kit.json').read_text()); cfg['features'].pop('prosody')
+    (d / 'ser_kit.json').write_text(json.dumps(cfg))
+    assert load_model(d).features['prosody'] is False
+
+
 def _copy(folder, tmp_path, name='copy'):
     d = tmp_path / name; shutil.copytree(folder, d); return d
 
