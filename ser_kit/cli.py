@@ -11,8 +11,8 @@ import numpy as np, pandas as pd
 from .data import _utf8_name, _read_csv, ManifestError, listed_paths
 from .data import (SerKitError, SettingError, OutputPathError, load_corpus, check_audio, format_summary,
                           refuse_inside, make_demo_corpus, find_speakers, check_output, output_kind, scan_audio,
-                          atomic_write, printable_path, speaker_groups, speaker_folds, input_folders)
-from .features import get_featureset, extract_features, bench_features
+                          atomic_write, printable_path, speaker_groups, speaker_folds, input_folders, load_audio)
+from .features import get_featureset, extract_features, bench_features, voice_problem, SR
 from .models import (load_model, make_model, cross_validate, bench_predict, expand_inputs, Recognizer,
                             model_class, versions, sha256_file, ModelFileError)
 
@@ -20,7 +20,7 @@ from .models import (load_model, make_model, cross_validate, bench_predict, expa
 __all__ = ['USER_ERRORS', 'SETTINGS_MARK', 'DASK_EXTRA', 'AUGMENT_HELP', 'MODEL_OPTIONS', 'SPEAKER_COLUMNS', 'SEARCH_FILES',
            'SEARCH_COLUMNS', 'SUBCOMMANDS', 'error_line', 'report_skipped', 'write_settings', 'corpus_command',
            'demo_corpus_command', 'dask_backend', 'features_command', 'bench_features_command', 'train_command',
-           'gather_inputs', 'adaptation_line', 'predict_command', 'format_result', 'comparison_table',
+           'gather_inputs', 'adaptation_line', 'voice_warning', 'predict_command', 'format_result', 'comparison_table',
            'evaluate_command', 'format_search', 'search_command', 'bench_predict_command', 'demo_command',
            'listen_command', 'build_parser', 'main']
 
@@ -456,6 +456,19 @@ def _predict_settings(rec, model_file, inputs, speaker_from, table, skipped) -> 
     return dict(model=_model_record(rec, model_file), inputs=[str(i) for i in inputs], speaker_from=speaker_from,
                 n_predicted=len(table), n_skipped=len(skipped))
 
+# %% ../nbs/99_cli.ipynb #d08cf1ea
+def voice_warning(paths:list[str], # the files that got a prediction
+                 ) -> str|None:
+    "One line naming the files with no voice to read an emotion from (`voice_problem`), or None when every file has one."
+    bad = []
+    for p in paths:
+        try: why = voice_problem(load_audio(p, sr=SR))
+        except (SerKitError, OSError): continue                  # it was read a moment ago; nothing to add here
+        if why: bad.append(f"{printable_path(p)} ({why})")
+    if not bad: return None
+    return (f"ser-kit: warning: {len(bad)} file(s) hold no voice to read an emotion from, so their predictions are "
+            f"guesses: {'; '.join(bad[:3])}{'; ...' if len(bad) > 3 else ''}")
+
 # %% ../nbs/99_cli.ipynb #28b93286
 def predict_command(model_file:str,            # a saved model (`.skops` file or model folder)
                     inputs:list[str],          # audio files, folders (searched recursively) and manifest CSVs
@@ -487,6 +500,7 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
               file=stdout)
     sk = _skipped_frame(table.attrs['skipped'])
     if not len(table) and len(sk) == 1: raise SerKitError(sk.path.iloc[0], sk.error.iloc[0])   # one bad input: one line
+    if line := voice_warning(table.path): print(line, file=stderr)
     if line := adaptation_line(rec.adaptation(), table): print(line, file=stderr)
     sk = report_skipped(sk, csv, stderr)
     if len(sk): print(f"{len(sk)} input(s) skipped (listed on stderr); {len(table)} predicted", file=stderr)

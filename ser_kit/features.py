@@ -22,13 +22,14 @@ from .data import load_audio, pad_crop, trim_silence
 
 # %% auto #0
 __all__ = ['SR', 'N_FFT', 'WIN', 'HOP', 'PITCH_SR', 'PITCH_WIN', 'PITCH_NFFT', 'RICH_PCTS', 'RICH_DESCRIPTORS', 'FEATURESETS',
-           'PROSODY_ROWS', 'ENGINE_VERSION', 'SERIAL_FILES', 'WORKER_START_S', 'FORK_START_S', 'LASTING_ERRORS',
-           'COLD_METHOD', 'hann', 'frame_signal', 'power_spectrogram', 'mel_filterbank', 'dct_matrix', 'log_mel',
-           'deltas', 'f0_track', 'Frames', 'percentiles', 'slope', 'prosody_blocks', 'prosody', 'cnn1d',
-           'default_blocks', 'default', 'pooled', 'rich_frames', 'rich_blocks', 'rich', 'seed004', 'seed004_naive',
-           'FeatureSet', 'register_featureset', 'get_featureset', 'plot_clip', 'compare_emotions', 'clip_explorer',
-           'plot_by_emotion', 'prosody_frames', 'frame_features', 'one_blas_thread', 'content_hash', 'CacheWarning',
-           'extract_features', 'extract_frames', 'PeakMemory', 'cold_command', 'bench_features']
+           'PROSODY_ROWS', 'MIN_VOICED_S', 'STEADY_ST', 'ENGINE_VERSION', 'SERIAL_FILES', 'WORKER_START_S',
+           'FORK_START_S', 'LASTING_ERRORS', 'COLD_METHOD', 'hann', 'frame_signal', 'power_spectrogram',
+           'mel_filterbank', 'dct_matrix', 'log_mel', 'deltas', 'f0_track', 'Frames', 'percentiles', 'slope',
+           'prosody_blocks', 'prosody', 'cnn1d', 'default_blocks', 'default', 'pooled', 'rich_frames', 'rich_blocks',
+           'rich', 'seed004', 'seed004_naive', 'FeatureSet', 'register_featureset', 'get_featureset', 'plot_clip',
+           'compare_emotions', 'clip_explorer', 'plot_by_emotion', 'prosody_frames', 'frame_features', 'voice_problem',
+           'one_blas_thread', 'content_hash', 'CacheWarning', 'extract_features', 'extract_frames', 'PeakMemory',
+           'cold_command', 'bench_features']
 
 # %% ../nbs/01_features.ipynb #c63b8c4b
 SR = 16000      # analysis sample rate of every feature set (Hz)
@@ -724,6 +725,18 @@ def frame_features(y:np.ndarray,         # 1-D float32 clip
     if deltas_:
         d = deltas(x); chans += [d, deltas(d)]
     return np.ascontiguousarray(np.stack(chans).transpose(0, 2, 1), dtype=np.float32)
+
+# %% ../nbs/01_features.ipynb #388509e8
+MIN_VOICED_S = 0.2   # less voiced time than this (seconds): no voice to read an emotion from
+STEADY_ST = 0.25     # an F0 spread (semitones) below this: a steady tone, not a voice (speech: 1.3 and more)
+
+def voice_problem(y:np.ndarray, # 1-D float32 clip at `SR`
+                 ) -> str|None:
+    "Why `y` holds no voice to read an emotion from ('no voiced speech', 'a steady tone'), or None when it has one."
+    f0, _ = f0_track(y, SR); v = f0 > 0
+    if v.sum() < MIN_VOICED_S * 100: return f"no voiced speech (under {MIN_VOICED_S:g} s)"
+    if np.std(12 * np.log2(f0[v])) < STEADY_ST: return "a steady tone, not a voice"
+    return None
 
 # %% ../nbs/01_features.ipynb #55c4f6a6
 ENGINE_VERSION = '1'

@@ -543,3 +543,15 @@ def test_a_file_listed_twice_in_a_manifest_counts_once_and_two_emotions_for_it_a
     clash = pd.concat([df, df.iloc[:1].assign(emotion='sad' if df.emotion.iloc[0] != 'sad' else 'happy')])
     clash.to_csv(tmp_path / 'clash.csv', index=False)
     last_error(run('corpus', tmp_path / 'clash.csv'), 'clash.csv', 'listed with different emotions')
+
+
+def test_a_file_with_no_voice_is_predicted_and_called_a_guess(corpus, model, tmp_path):
+    d, m = corpus
+    sr = 16000
+    sf.write(tmp_path / 'hum.wav', 0.3 * np.sin(2 * np.pi * 100 * np.arange(2 * sr) / sr), sr)
+    sf.write(tmp_path / 'hiss.wav', np.random.default_rng(0).normal(0, 0.1, 2 * sr), sr)
+    r = run('predict', model, d / 'Actor_01' / CLIP, tmp_path / 'hum.wav', tmp_path / 'hiss.wav')
+    assert r.returncode == 0 and r.stdout.count('.wav') == 3, (r.stdout, r.stderr)   # every file still answered
+    line = next(l for l in r.stderr.splitlines() if 'no voice' in l)
+    assert line.startswith('ser-kit: warning: 2 file(s)') and 'hum.wav (a steady tone' in line, line
+    assert 'hiss.wav (no voiced speech' in line and CLIP not in line, line
