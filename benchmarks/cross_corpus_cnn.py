@@ -10,7 +10,7 @@ their speaker (unlabelled) for adaptation. Fusion weights and temperatures
 come from the CNN's validation speakers (training corpus). Writes results/cross_corpus_cnn.json.
 
     SER_KIT_DATA=../shared/data python benchmarks/cross_corpus_cnn.py [--models 3] [--epochs 30] [--threads 2]
-        [--cnn-adapt em speaker] [--out FILE]
+        [--cnn-adapt em speaker] [--prosody] [--out FILE]
 """
 import argparse, copy, json, os, platform, sys, time, warnings
 from pathlib import Path
@@ -37,7 +37,8 @@ def direction(train, test, a) -> dict:
     cnns = {}
     for ad in a.cnn_adapt:
         t = time.time()
-        cnns[ad] = CNNRecognizer(adapt=ad, emotions=shared, n_models=a.models, epochs=a.epochs, n_jobs=1).fit(train)
+        cnns[ad] = CNNRecognizer(adapt=ad, emotions=shared, n_models=a.models, epochs=a.epochs, n_jobs=1,
+                                 features=dict(prosody=a.prosody)).fit(train)
         out['minutes'][f'cnn {ad}'] = round((time.time() - t) / 60, 1); out['cnn'][ad] = scored(cnns[ad], test)
         if ad == 'em':    # the same networks with the other classifier on top ('z') or none (their own softmax)
             for other in ('z', 'none'):
@@ -57,6 +58,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--epochs', type=int, default=30); ap.add_argument('--models', type=int, default=3)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--prosody', action='store_true', help="the CNN's F0 and periodicity rows under the bands")
     ap.add_argument('--cnn-adapt', nargs='*', default=['em', 'speaker'], choices=['em', 'speaker'],
                     help="the CNNs to train ('em' also gives the 'z' and unadapted rows: the same networks)")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cross_corpus_cnn.json'))
