@@ -459,7 +459,7 @@ def _predict_settings(rec, model_file, inputs, speaker_from, table, skipped) -> 
 # %% ../nbs/99_cli.ipynb #d08cf1ea
 def voice_warning(paths:list[str], # the files that got a prediction
                  ) -> str|None:
-    "One line naming the files with no voice to read an emotion from (`voice_problem`), or None when every file has one."
+    "A warning line naming the files with no voice to read an emotion from (`voice_problem`); None when all have one."
     bad = []
     for p in paths:
         try: why = voice_problem(load_audio(p, sr=SR))

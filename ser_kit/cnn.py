@@ -245,8 +245,8 @@ class Frontend(nn.Module):
         T = x.shape[-1]; xp = F.pad(x, (2, 2, 0, 0), mode='replicate')  # x: [B, C, F, T]
         return (xp[..., 3:3 + T] - xp[..., 1:1 + T] + 2 * (xp[..., 4:4 + T] - xp[..., :T])) / 10
     def forward(self, x):
-        extra = x[:, :, x.shape[2] - self.n_extra:] if self.n_extra else None
-        if self.n_extra: x = x[:, :, :x.shape[2] - self.n_extra]
+        extra = None
+        if self.n_extra: x, extra = x[:, :, :-self.n_extra], x[:, :, -self.n_extra:]   # the bands; the rows under them
         if self.top_db is not None: x = torch.maximum(x, x.amax(dim=(2, 3), keepdim=True) - self.top_db)
         if self.norm == 'cmn':                                         # per utterance: each band's mean, then the scale
             x = x - x.mean(dim=3, keepdim=True)
