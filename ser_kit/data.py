@@ -661,9 +661,10 @@ def _drop_repeats(df:pd.DataFrame, # a manifest being read (its index: each row'
     again = df.duplicated('path')
     if not again.any(): return df, []
     n_emo = df.groupby('path')['emotion'].nunique()
-    for p in n_emo.index[n_emo > 1][:1]:
-        rows = ', '.join(str(i + 2) for i in df.index[df['path'] == p])
-        raise ManifestError(csv, f"{p} is listed with different emotions (rows {rows})")
+    clash = n_emo.index[n_emo > 1]
+    if len(clash):
+        rows = ', '.join(str(i + 2) for i in df.index[df['path'] == clash[0]])
+        raise ManifestError(csv, f"{clash[0]} is listed with different emotions (rows {rows})")
     first = df[~again].reset_index().set_index('path')['index']
     return df[~again], [(str(csv), f"row {i + 2}: {p} again (first in row {first[p] + 2}): counted once")
                         for i, p in df.loc[again, 'path'].items()]
