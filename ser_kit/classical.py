@@ -20,9 +20,10 @@ from .augment import parse_augment, augment_featureset
 
 # %% auto #0
 __all__ = ['ESTIMATORS', 'DEFAULT_ESTIMATOR', 'DEFAULT_FEATURESET', 'SPEEDS', 'ADAPT_HALF', 'SAFE_TYPES', 'MODEL_FORMAT',
-           'SKOPS_SKIPS', 'AROUSAL_VALENCE', 'REGRESSORS', 'EstimatorSpec', 'make_pipeline', 'grid_search',
-           'plot_comparison', 'best_estimator', 'EmotionRecognizer', 'speed_featureset', 'import_skops',
-           'write_model_file', 'read_model_file', 'TunedRecognizer', 'dimension_targets', 'ccc', 'regression_search']
+           'SKOPS_SKIPS', 'MAX_SCHEMA', 'MAX_UNPACKED', 'AROUSAL_VALENCE', 'REGRESSORS', 'EstimatorSpec',
+           'make_pipeline', 'grid_search', 'plot_comparison', 'best_estimator', 'EmotionRecognizer', 'speed_featureset',
+           'import_skops', 'write_model_file', 'read_model_file', 'TunedRecognizer', 'dimension_targets', 'ccc',
+           'regression_search']
 
 # %% ../nbs/02_classical.ipynb #2370428d
 def _featurize(manifest:pd.DataFrame, featureset:str, n_jobs:int, progress:bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -517,6 +518,18 @@ def write_model_file(path:str|Path, # destination (`.skops`)
     return atomic_write(path, lambda tmp: sio.dump(obj, tmp))
 
 # %% ../nbs/02_classical.ipynb #479df8b4
+MAX_SCHEMA, MAX_UNPACKED = 64 << 20, 2 << 30   # bytes: a skops file's schema.json, and all of it, unpacked
+
+def _check_unpacked_size(path:Path):
+    "Refuse a skops file that would unpack to more than any classical model holds (a zip bomb), before unpacking it."
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z: sizes = {i.filename: i.file_size for i in z.infolist()}
+    except (zipfile.BadZipFile, OSError): return          # not a zip file: skops says so, in its own words
+    if sizes.get('schema.json', 0) > MAX_SCHEMA or sum(sizes.values()) > MAX_UNPACKED:
+        raise ModelFileError(path, f"unpacks to {sum(sizes.values()) / 2**20:,.0f} MiB, far more than a classical model "
+                                   "holds (a damaged or hostile file); refusing to open it")
+
 def read_model_file(path:str|Path, # a file written by `write_model_file`
                    ) -> tuple[object, dict, object]:
     "(pipeline, metadata, unadapted pipeline or None) of a ser_kit skops file; bad or foreign files: `ModelFileError`."
@@ -524,6 +537,7 @@ def read_model_file(path:str|Path, # a file written by `write_model_file`
     from sklearn.pipeline import Pipeline
     path = Path(path)
     if not path.is_file(): raise ModelFileError(path, "no such model file")
+    _check_unpacked_size(path)
     try: untrusted = sio.get_untrusted_types(file=path)
     except Exception as e:
         raise ModelFileError(path, "not a readable ser_kit model file "

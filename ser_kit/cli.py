@@ -22,7 +22,7 @@ __all__ = ['USER_ERRORS', 'SETTINGS_MARK', 'DASK_EXTRA', 'AUGMENT_HELP', 'MODEL_
            'demo_corpus_command', 'dask_backend', 'features_command', 'bench_features_command', 'train_command',
            'gather_inputs', 'adaptation_line', 'voice_warning', 'predict_command', 'format_result', 'comparison_table',
            'evaluate_command', 'format_search', 'search_command', 'bench_predict_command', 'demo_command',
-           'listen_command', 'build_parser', 'main']
+           'listen_command', 'build_parser', 'PipeSafe', 'main']
 
 # %% ../nbs/99_cli.ipynb #8f72a396
 USER_ERRORS = (SerKitError, OSError, KeyError, ValueError)  # mistakes of the user, not bugs: one line, exit status 2
@@ -35,6 +35,15 @@ def error_line(e:BaseException, # an error a command raised
     elif isinstance(e, KeyError) and e.args: msg = str(e.args[0])      # str(KeyError) would add quotes
     else: msg = str(e) or type(e).__name__
     return ' '.join(msg.split())
+
+# %% ../nbs/99_cli.ipynb #3add55fc
+def _jobs(text:str) -> int:
+    "The workers of `-j N`: -1 (every core) or at least 1, at most this machine's cores."
+    try: n = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    if n == -1: return n
+    if n < 1: raise argparse.ArgumentTypeError(f"{n}: give at least 1 worker, or -1 for every core")
+    return min(n, os.cpu_count() or 1)
 
 # %% ../nbs/99_cli.ipynb #1c51d3c0
 def _output_path(path:str|Path,               # a file (or folder) a command is about to write
@@ -139,7 +148,7 @@ def _add_corpus(sub):
     p = sub.add_parser('corpus', help='check a corpus, print its counts, write its manifest')
     p.add_argument('source', help='corpus folder or manifest CSV')
     p.add_argument('--csv', help='write the manifest to this CSV file')
-    p.add_argument('-j', '--jobs', type=int, default=-1, help='parallel workers (default: all cores)')
+    p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers (default: all cores)')
     p.set_defaults(func=lambda a: corpus_command(a.source, a.csv, a.jobs))
 
 # %% ../nbs/99_cli.ipynb #d939ca7a
@@ -236,7 +245,7 @@ def _add_features(sub):
     p.add_argument('source', help='corpus folder or manifest CSV')
     p.add_argument('--featureset', default='default', help='feature set (default, seed004, cnn1d, prosody, ...)')
     p.add_argument('--out', required=True, help='output file (.parquet or .csv)')
-    p.add_argument('-j', '--jobs', type=int, default=-1, help='parallel workers (default: all cores)')
+    p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers (default: all cores)')
     p.add_argument('--no-cache', action='store_true', help='do not read or write the feature cache')
     _dask_option(p)
     p.set_defaults(func=lambda a: features_command(a.source, a.featureset, a.out, a.jobs, not a.no_cache, dask=a.dask))
@@ -313,7 +322,7 @@ def _add_model_options(p):
     p.add_argument('--speeds', type=_speeds, help='classical / cnn: speed factors of extra training speakers, e.g. '
                                                   "0.9,1.1, or none (default: the model type's)")
     p.add_argument('--augment', metavar='KINDS', help=AUGMENT_HELP)
-    p.add_argument('-j', '--jobs', type=int, default=-1, help='parallel workers for features (default: all cores)')
+    p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers for features (default: all cores)')
 
 # %% ../nbs/99_cli.ipynb #17bccbca
 def _speeds(text:str) -> tuple:
@@ -325,7 +334,7 @@ def _speeds(text:str) -> tuple:
 # %% ../nbs/99_cli.ipynb #f73fdb5e
 def _model_args(a) -> dict:
     "The model settings of `train` and `evaluate` from their parsed options."
-    emotions = None if a.emotions is None else [e.strip() for e in a.emotions.split(',') if e.strip()]
+    emotions = None if a.emotions is None else [e.strip().lower() for e in a.emotions.split(',') if e.strip()]
     if emotions == []:
         raise SettingError(None, f"--emotions names no emotion ({a.emotions!r}); leave it out to use all of them")
     model = 'dimensions' if a.task == 'dimensions' else a.model
@@ -389,10 +398,19 @@ def _listed_files(csv:str|Path) -> pd.DataFrame:
     try: return load_corpus(csv)
     except ManifestError as e:
         df = _read_csv(Path(csv))                                 # (a CSV that cannot be read: that error)
-        if 'path' not in df.columns or {'speaker', 'emotion'} <= set(df.columns): raise e from None
+        if 'path' not in df.columns: raise e from None           # labels it cannot read are not needed to predict
     df = df[df['path'].notna() & (df['path'].astype(str).str.strip() != '')]
     spk = df['speaker'].to_numpy() if 'speaker' in df else [None] * len(df)
     return pd.DataFrame(dict(path=listed_paths(df['path'], Path(csv)), speaker=spk, corpus='manifest'))
+
+def _each_once(files:list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    "The files, each once by what it is (a link to, or `a/../a` path of, a file already listed is not a new clip)."
+    first, keep, again = {}, [], []
+    for f in files:
+        real = os.path.realpath(f)
+        if real not in first: first[real] = f; keep.append(f)
+        elif f != first[real]: again.append((f, f"the same file as {first[real]}: predicted once"))
+    return keep, again
 
 def gather_inputs(inputs:list[str],         # audio files, folders (searched recursively) and manifest CSVs
                   speaker_from:str='auto',  # 'auto', 'name', 'folder' or 'none' (see `find_speakers`)
@@ -414,8 +432,8 @@ def gather_inputs(inputs:list[str],         # audio files, folders (searched rec
             missing.append(_skipped_frame([(i, "file name is not valid UTF-8; rename it to use it")])); continue
         found, bad = expand_inputs(i); files += [str(Path(f).absolute()) for f in found]; missing.append(bad)
     known = pd.concat(manifests, ignore_index=True) if manifests else None
-    files = list(dict.fromkeys(files))          # a file given twice (or in a folder given too): one clip of its speaker
-    return find_speakers(files, speaker_from, known), pd.concat(missing, ignore_index=True)
+    files, again = _each_once(files)            # a file given twice (or in a folder given too): one clip of its speaker
+    return find_speakers(files, speaker_from, known), pd.concat(missing + [_skipped_frame(again)], ignore_index=True)
 
 # %% ../nbs/99_cli.ipynb #a3cd983a
 SPEAKER_COLUMNS = ('speaker', 'speaker_clips', 'speaker_from')
@@ -805,7 +823,7 @@ def _add_search(sub):
     p.add_argument('--grid', default='small', choices=['small', 'full'],
                    help='small (seconds on the demo corpus; default) or full (minutes on RAVDESS)')
     p.add_argument('--seed', type=int, default=0, help='seed of the folds (default 0)')
-    p.add_argument('-j', '--jobs', type=int, default=-1, help='parallel workers (default: all cores)')
+    p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers (default: all cores)')
     p.set_defaults(func=lambda a: search_command(a.source, a.estimators, a.featureset, a.out, a.folds, a.grid == 'full',
                                                  a.seed, a.jobs))
 
@@ -828,7 +846,7 @@ def _add_bench(sub):
     f = bs.add_parser('features', help='files/s of every feature set vs the naive seed004 recipe, peak memory')
     f.add_argument('source', help='corpus folder or manifest CSV')
     f.add_argument('--files', type=int, default=300, help='files to time (default 300)')
-    f.add_argument('-j', '--jobs', type=int, default=2, help='cores (default 2)')
+    f.add_argument('-j', '--jobs', type=_jobs, default=2, help='cores (default 2)')
     f.add_argument('--warm-only', action='store_true', help='leave out the cold command (new process, empty cache)')
     f.set_defaults(func=lambda a: bench_features_command(a.source, a.files, a.jobs, cold=not a.warm_only))
     q = bs.add_parser('predict', help='warm single-clip predict latency of a saved model')
@@ -900,6 +918,25 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
     "A Python warning as `ser-kit` prints it: one line, `ser-kit: warning: <message>`, never the code that warned."
     return f"ser-kit: warning: {' '.join(str(message).split())}\n"
 
+# %% ../nbs/99_cli.ipynb #db12b6e7
+class PipeSafe:
+    "Standard output that, once its reader has gone (a closed pipe), drops what is printed instead of failing."
+    def __init__(self, stream): self.stream, self.gone = stream, False
+    def __getattr__(self, name): return getattr(self.stream, name)
+    def write(self, s:str) -> int:
+        if not self.gone:
+            try: return self.stream.write(s)
+            except BrokenPipeError: self._close()
+        return len(s)
+    def flush(self):
+        if not self.gone:
+            try: self.stream.flush()
+            except BrokenPipeError: self._close()
+    def _close(self):
+        self.gone = True
+        try: os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())   # the flush at exit goes nowhere too
+        except (OSError, ValueError, AttributeError): pass
+
 # %% ../nbs/99_cli.ipynb #18ae1fc3
 def main(argv:list[str]|None=None, # the arguments (default: the command line)
         ) -> int:
@@ -908,13 +945,17 @@ def main(argv:list[str]|None=None, # the arguments (default: the command line)
         if hasattr(stream, 'reconfigure'): stream.reconfigure(errors='backslashreplace')
     ap = build_parser(); args = ap.parse_args(argv)
     if not hasattr(args, 'func'): ap.print_help(); return 0
-    shown = warnings.formatwarning
+    shown, stdout = warnings.formatwarning, sys.stdout
     if not _debugging(args): warnings.formatwarning = _warning_line   # a warning is one line too, never source code
+    sys.stdout = PipeSafe(stdout)                   # `ser-kit ... | head`: the command still writes its files
     try: rc = args.func(args)
+    except KeyboardInterrupt:                       # Ctrl-C: what was written is whole (saves are atomic)
+        if _debugging(args): raise
+        print("ser-kit: interrupted", file=sys.stderr); return 130
     except USER_ERRORS as e:
         if _debugging(args): raise
         print(f"ser-kit: error: {error_line(e)}", file=sys.stderr); return 2
-    finally: warnings.formatwarning = shown
+    finally: warnings.formatwarning, sys.stdout = shown, stdout
     if argv is None: import gc; gc.freeze()   # a command ends here: exit need not sweep every object (~0.05 s)
     return rc if isinstance(rc, int) and not isinstance(rc, bool) else 0
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #a15933cc
 from __future__ import annotations
-import json, os, re, stat, sys, tempfile, uuid, warnings
+import errno, json, os, re, stat, sys, tempfile, uuid, warnings
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -390,9 +390,11 @@ def scan_audio(folder:str|Path, # the folder to search, recursively (symlinked f
             bad.append((printable_path(d), f"folder cannot be read ({e.strerror}); its files are left out")); continue
         for e in entries:
             if e.name.startswith('.'): continue
-            try: is_dir, is_file = e.is_dir(), e.is_file()  # both follow symlinks
-            except OSError: continue
             audio = os.path.splitext(e.name)[1].lower() in AUDIO_EXTS
+            try: is_dir, is_file = e.is_dir(), e.is_file()  # both follow symlinks
+            except OSError as err:                           # e.g. a link to itself: an audio name is said, not lost
+                if audio: bad.append((printable_path(e.path), f"cannot be opened ({err.strerror})"))
+                continue
             if audio and not (is_dir or is_file) and e.is_symlink():   # a link whose target is gone: said, not lost
                 bad.append((printable_path(e.path), "a link to a file that does not exist (broken symbolic link)"))
                 continue
@@ -629,7 +631,7 @@ def _read_csv(csv:Path) -> pd.DataFrame:
     try:
         with open(csv, 'rb') as f: head = f.read(1 << 12)
         if b'\0' in head: raise ManifestError(csv, "binary data, not a text CSV; a manifest has path, speaker, emotion")
-        return pd.read_csv(csv, dtype={'speaker': str})
+        return pd.read_csv(csv, dtype={'speaker': str, 'corpus': str, 'gender': str})   # names, never numbers
     except UnicodeDecodeError as e:
         raise ManifestError(csv, f"not a text CSV (byte 0x{e.object[e.start]:02x} at {e.start} is not UTF-8)") from None
     except pd.errors.EmptyDataError:
@@ -687,11 +689,16 @@ def read_manifest(csv:str|Path, # a CSV with at least `path, speaker, emotion`
     df = df[~empty].copy()   # the index keeps each row's place in the file until the end
     df['path'] = listed_paths(df['path'], csv)
     _fill_speakers(df, csv)
-    bad = sorted(set(df['emotion'].astype(str).str.lower()) - set(EMOTION_ALIASES))
+    emo = df['emotion'].astype(object).where(df['emotion'].notna(), '').astype(str).str.strip().str.lower()
+    skipped += [(str(csv), f"row {i + 2}: no emotion") for i in df.index[emo == '']]
+    df, emo = df[emo != ''].copy(), emo[emo != '']
+    bad = sorted(set(emo) - set(EMOTION_ALIASES))
     if bad: raise ManifestError(csv, f"unknown emotion label(s) {bad}; known: {list(EMOTIONS)}")
-    df['emotion'] = df['emotion'].str.lower().map(EMOTION_ALIASES)
+    df['emotion'] = emo.map(EMOTION_ALIASES)
     df, again = _drop_repeats(df, csv); skipped += again
-    for c, v in (('corpus', 'custom'), ('gender', 'unknown')): df[c] = df[c] if c in df else v
+    for c, v in (('corpus', 'custom'), ('gender', 'unknown')):   # absent, or empty cells: the same default
+        col = df[c].astype(object) if c in df else pd.Series(v, index=df.index, dtype=object)
+        df[c] = col.where(col.notna() & (col.astype(str).str.strip() != ''), v).astype(str)
     df = df[MANIFEST_COLUMNS + [c for c in df.columns if c not in MANIFEST_COLUMNS]].reset_index(drop=True)
     df.attrs['skipped'], df.attrs['skipped_files'] = [f"{p}: {r}" for p, r in skipped], skipped
     return df
@@ -924,10 +931,18 @@ def load_audio(path:str|Path,          # an audio file: WAV (any sub-type), FLAC
     return np.ascontiguousarray(y, dtype=np.float32)
 
 # %% ../nbs/00_data.ipynb #da40168e
+def _holds_audio(folder:Path) -> bool:
+    "Whether `folder` itself (not its sub-folders) holds an audio file."
+    try: return any(e.name.lower().endswith(AUDIO_EXTS) and e.is_file() for e in os.scandir(folder))
+    except OSError: return False   # missing or unreadable: nothing of the user's to protect there
+
 def cache_dir(*parts:str, # sub-folders inside the cache
              ) -> Path:
     "A folder inside ser_kit's user cache (`$SER_KIT_CACHE` or the platform's cache dir), created if needed."
-    d = _cache_root().joinpath(*parts)
+    root = _cache_root()
+    if _holds_audio(root):   # SER_KIT_CACHE pointed at someone's recordings: nothing of ours is written beside them
+        raise OSError(errno.EEXIST, "it holds audio files, and ser_kit writes nothing beside a user's audio", str(root))
+    d = root.joinpath(*parts)
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -1025,11 +1040,6 @@ def _resolve_all(paths) -> set[Path]:
     return out
 
 # %% ../nbs/00_data.ipynb #43dfcf6b
-def _holds_audio(folder:Path) -> bool:
-    "Whether `folder` itself (not its sub-folders) holds an audio file."
-    try: return any(e.name.lower().endswith(AUDIO_EXTS) and e.is_file() for e in os.scandir(folder))
-    except OSError: return False   # missing or unreadable: nothing of the user's to protect there
-
 def _audio_below(folder:Path,         # a folder about to be replaced or written into
                  limit:int=100_000,   # entries looked at, at most (a huge tree is not scanned to the end)
                 ) -> Path|None:
@@ -1086,7 +1096,8 @@ def _csv_kind(head:bytes) -> str|None:
     return 'manifest' if cols[-2:] == ['duration', 'sr'] else 'features' if len(cols) >= 20 else None
 
 # %% ../nbs/00_data.ipynb #d0524276
-_LEGACY_MODEL_SUFFIXES = ('.safetensors', '.json', '.skops')       # what a ser_kit 0.1.0 model folder held
+_LEGACY_MODEL_FILES = ('model.safetensors', 'config.json', 'preprocessor_config.json', 'classical.skops',
+                       'cnn/model.safetensors', 'cnn/ser_kit.json')  # every file a ser_kit 0.1.0 model folder held
 _REPORT_SUFFIXES = ('.md', '.html', '.json', '.png', '.csv')       # what `write_report` writes
 
 def _is_model_folder(p:Path) -> bool:
@@ -1098,7 +1109,7 @@ def _is_model_folder(p:Path) -> bool:
     for f in p.rglob('*'):
         rel = f.relative_to(p).as_posix()
         if f.is_dir() or rel == 'ser_kit.json' or rel in listed: continue
-        if 'files' not in desc and f.suffix.lower() in _LEGACY_MODEL_SUFFIXES: continue
+        if 'files' not in desc and rel in _LEGACY_MODEL_FILES: continue   # a 0.1.0 folder: its own names only
         return False
     return True
 
@@ -1110,6 +1121,13 @@ def _is_report(p:Path) -> bool:
         all(f.is_file() and f.suffix.lower() in _REPORT_SUFFIXES for f in p.iterdir())
 
 # %% ../nbs/00_data.ipynb #7e05a263
+def _parquet_is_features(p:Path) -> bool:
+    "Whether a Parquet file's columns begin as `ser-kit features` writes them (the manifest's, then the features)."
+    import pyarrow.parquet as pq
+    try: names = pq.read_schema(p).names            # the footer only: no data is read
+    except Exception: return False                  # pyarrow raises its own error types for a broken file
+    return names[:len(MANIFEST_COLUMNS)] == MANIFEST_COLUMNS
+
 def output_kind(path:str|Path, # an existing file or folder
                ) -> str|None:
     "What an existing path is: 'audio', 'audio folder', 'empty', 'empty folder', an `OUTPUT_KINDS` key, or None."
@@ -1126,7 +1144,7 @@ def output_kind(path:str|Path, # an existing file or folder
     if suf in AUDIO_EXTS or head.startswith(_AUDIO_MAGIC): return 'audio'
     if not head: return 'empty'
     if suf == '.csv': return _csv_kind(head)
-    if suf in ('.parquet', '.pq'): return 'features' if head.startswith(b'PAR1') else None
+    if suf in ('.parquet', '.pq'): return 'features' if head.startswith(b'PAR1') and _parquet_is_features(p) else None
     if suf == '.json':
         try: d = json.loads(p.read_text())
         except (ValueError, UnicodeDecodeError): return None
@@ -1134,8 +1152,9 @@ def output_kind(path:str|Path, # an existing file or folder
     if suf == '.skops':
         import zipfile
         try:
-            with zipfile.ZipFile(p) as z: return 'model' if 'schema.json' in z.namelist() else None
-        except (zipfile.BadZipFile, OSError): return None
+            with zipfile.ZipFile(p) as z, z.open('schema.json') as f:   # a classical model says so near the start
+                return 'model' if b'ser_kit.classical' in f.read(1 << 16) else None
+        except (zipfile.BadZipFile, KeyError, OSError, RuntimeError): return None
     return None
 
 # %% ../nbs/00_data.ipynb #42de1038

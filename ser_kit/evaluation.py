@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd
 from .data import (EMOTIONS, SettingError, load_corpus, get_corpus, speaker_folds, speaker_groups, check_audio,
-                          refuse_inside)
+                          refuse_inside, check_output)
 from .models import (metrics, uar, versions, cross_validate, per_speaker, confusion_frame, plot_confusion,
                             plot_history, weighted_mean, ordered_labels)
 
@@ -406,7 +406,7 @@ def _demo_corpus(data, out, seed:int, n_jobs:int, say:Callable) -> tuple[pd.Data
     corpus = f"{len(df)} clips, {df.speaker.nunique()} speakers, {df.emotion.nunique()} emotions from {root}"
     say(f"corpus: {corpus}; {len(bad)} bad file(s) skipped")
     out = Path(out or 'ser_kit_report')
-    refuse_inside(out, data, root)
+    check_output(out, 'report', data, root)   # before the work: a new folder, or an earlier report, never a user's
     return df, corpus, out
 
 # %% ../nbs/05_evaluation.ipynb #00a64c4c

@@ -1382,8 +1382,12 @@ def bench_features(source,                     # folder, manifest CSV / DataFram
                    cold:bool=True,             # also time `ser-kit features SOURCE` in a new process (a folder or CSV)
                   ) -> pd.DataFrame:
     "Time extraction on the same files and cores: each set (no cache, cache hits), the naive recipe, a cold command."
-    paths = [str(p) for p in _as_manifest(source)['path']]
-    if not paths: raise SerKitError(source if isinstance(source, (str, Path)) else None, "no audio files to time")
+    from ser_kit.data import check_audio
+    good, bad = check_audio(_as_manifest(source)[['path']], n_jobs=n_jobs)   # a file that cannot be read: named, not timed
+    if len(bad): warnings.warn(f"{len(bad)} file(s) left out of the timing, unreadable: {bad.path.iloc[0]}: "
+                               f"{bad.error.iloc[0]}" + (' (and more)' if len(bad) > 1 else ''), stacklevel=2)
+    paths = [str(p) for p in good['path']]
+    if not paths: raise SerKitError(source if isinstance(source, (str, Path)) else None, "no readable audio files to time")
     files = (paths*(-(-n_files // len(paths))))[:n_files]
     naive_n = naive_files or min(n_files, 40*n_jobs)
     rows = [('seed004', 'naive librosa loop', naive_n, *_bench_naive(paths, naive_n, n_jobs))]
