@@ -642,6 +642,8 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
     if json_out: json_out = _output_path(json_out, 'result', places)
     if report_dir: report_dir = _output_path(report_dir, 'report', places)
     man = _readable(man, n_jobs, json_out or report_dir, stderr)
+    if skew is not None and skew >= (n_emo := len(set(man['emotion']) & set(emotions or man['emotion']))):
+        raise SettingError(source, f"--skew {skew} keeps every one of its {n_emo} emotions: give fewer than {n_emo}")
     with dask_backend(dask) as client:
         if client: runs = {name: s | {'n_jobs': -1} for name, s in runs.items()}   # every worker of the cluster
         res = {name: cross_validate(lambda s=s: make_model(model, **s), man, protocol, folds, seed, skew=skew)

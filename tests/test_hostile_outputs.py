@@ -159,3 +159,8 @@ def test_a_cache_pointed_at_a_folder_of_audio_is_not_written_into(tmp_path, monk
     monkeypatch.setenv('SER_KIT_CACHE', str(rec))
     with pytest.warns(CacheWarning, match='holds audio files'): d = writable_cache_dir('features')
     assert not d.is_relative_to(rec) and sorted(p.name for p in rec.iterdir()) == ['03-01-01-01-01-01-01.wav']
+
+
+def test_a_skew_that_keeps_every_emotion_is_refused(model, capsys):
+    assert main(['evaluate', str(model[1]), '--skew', '2', '--folds', '3', '-j', '1']) == 2
+    assert 'keeps every one of its 2 emotions' in capsys.readouterr().err
