@@ -933,7 +933,9 @@ def load_audio(path:str|Path,          # an audio file: WAV (any sub-type), FLAC
 # %% ../nbs/00_data.ipynb #da40168e
 def _holds_audio(folder:Path) -> bool:
     "Whether `folder` itself (not its sub-folders) holds an audio file."
-    try: return any(e.name.lower().endswith(AUDIO_EXTS) and e.is_file() for e in os.scandir(folder))
+    try:
+        with os.scandir(folder) as entries: return any(e.name.lower().endswith(AUDIO_EXTS) and e.is_file()
+                                                      for e in entries)
     except OSError: return False   # missing or unreadable: nothing of the user's to protect there
 
 def cache_dir(*parts:str, # sub-folders inside the cache
