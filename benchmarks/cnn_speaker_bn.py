@@ -1,9 +1,9 @@
-"""Speaker batch norm: the default CNN study (`cnn_speed_speakers.py`) with every batch-norm layer normalising per speaker.
+"""Speaker batch norm: the default CNN study (`cnn_speed_speakers.py`), every batch-norm layer normalising per speaker.
 
 The default CNN normalises each speaker only after the networks (its classifier reads every layer's statistics, z-scored
 with the speaker's own clips). This study moves that inside the networks, as in AdaBN: every training batch holds the
 clips of one speaker (a real actor, or one of its speed copies), so each batch-norm layer learns on features normalised
-with that speaker's own statistics; at prediction, a speaker's clips (unlabelled, grouped as the default CNN groups them)
+with that speaker's own statistics; at prediction, a speaker's clips (unlabelled, grouped as the default CNN does)
 pass through together and every batch-norm layer uses their statistics, shrunk toward the training average by `--prior`
 pseudo-clips (a clip alone: its own statistics, mostly the training average). Labels are never read at prediction.
 
@@ -91,7 +91,7 @@ def channel_means(x):
 
 @torch.no_grad()
 def class_offsets(model, X, y, spk, n_classes, device='cpu'):
-    "Set `delta_` [classes, channels] on every batch-norm layer: an emotion's mean input minus its speaker's balanced mean."
+    "Each batch-norm layer's `delta_` [classes, channels]: an emotion's mean input less its speaker's balanced mean."
     mods = [m for m in model.modules() if isinstance(m, BN)]; acc = {m: [] for m in mods}
     for s in np.unique(spk):
         i = np.flatnonzero(spk == s); ys = y[i]
@@ -230,5 +230,6 @@ if __name__ == '__main__':
     sys.argv = [sys.argv[0]] + rest
     css.main()
     out = Path(css_args.out)   # the study's own settings, next to the result
-    res = json.loads(out.read_text()); res['settings']['speaker_bn'] = dict(vars(a), script='benchmarks/cnn_speaker_bn.py')
+    res = json.loads(out.read_text())
+    res['settings']['speaker_bn'] = dict(vars(a), script='benchmarks/cnn_speaker_bn.py')
     out.write_text(json.dumps(res, indent=1))

@@ -527,8 +527,8 @@ def _check_unpacked_size(path:Path):
         with zipfile.ZipFile(path) as z: sizes = {i.filename: i.file_size for i in z.infolist()}
     except (zipfile.BadZipFile, OSError): return          # not a zip file: skops says so, in its own words
     if sizes.get('schema.json', 0) > MAX_SCHEMA or sum(sizes.values()) > MAX_UNPACKED:
-        raise ModelFileError(path, f"unpacks to {sum(sizes.values()) / 2**20:,.0f} MiB, far more than a classical model "
-                                   "holds (a damaged or hostile file); refusing to open it")
+        raise ModelFileError(path, f"unpacks to {sum(sizes.values()) / 2**20:,.0f} MiB, far more than a classical "
+                                   "model holds (a damaged or hostile file); refusing to open it")
 
 def read_model_file(path:str|Path, # a file written by `write_model_file`
                    ) -> tuple[object, dict, object]:

@@ -570,6 +570,8 @@ def _custom_row(p:Path, root:Path|None=None) -> dict:
         raise BadFilenameError(p, f"name must end in _<emotion>, one of {sorted(EMOTION_ALIASES)}")
     rel = Path(p).relative_to(root) if root else Path(Path(p).name)
     spk = rel.parts[0] if len(rel.parts) > 1 else stem.split('_', 1)[0]
+    if not spk.strip():
+        raise BadFilenameError(p, "no speaker before the first _ (expected <speaker>_..._<emotion>.wav)")
     return dict(speaker=spk, emotion=EMOTION_ALIASES[emo], gender='unknown')
 
 # %% ../nbs/00_data.ipynb #071519b0

@@ -28,13 +28,13 @@ class Ran(NamedTuple):
 
 
 def run(*args, **env):
-    "`ser-kit ARGS` run by `main` in this process as in a fresh one: its environment, cwd, warnings shown (~2 s faster)."
+    "`ser-kit ARGS` run by `main` in this process as in a fresh one: its environment, cwd, warnings shown."
     out, err, saved, cwd = io.StringIO(), io.StringIO(), dict(os.environ), os.getcwd()
     os.environ.pop('SER_KIT_DEBUG', None); os.environ.update({'HF_HUB_OFFLINE': '1'} | env); os.chdir(ROOT)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             warnings.resetwarnings(); warnings.simplefilter('default')
-            warnings.showwarning = lambda m, c, f, n, file=None, line=None: err.write(warnings.formatwarning(m, c, f, n))
+            warnings.showwarning = lambda m, c, f, n, *_: err.write(warnings.formatwarning(m, c, f, n))   # on stderr
             try: rc = main([str(a) for a in args])
             except SystemExit as e: rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
             except Exception: traceback.print_exc(file=err); rc = 1

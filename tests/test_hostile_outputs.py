@@ -164,3 +164,12 @@ def test_a_cache_pointed_at_a_folder_of_audio_is_not_written_into(tmp_path, monk
 def test_a_skew_that_keeps_every_emotion_is_refused(model, capsys):
     assert main(['evaluate', str(model[1]), '--skew', '2', '--folds', '3', '-j', '1']) == 2
     assert 'keeps every one of its 2 emotions' in capsys.readouterr().err
+
+
+def test_a_custom_name_without_a_speaker_is_skipped_and_named(tmp_path):
+    from ser_kit.data import load_custom
+    d = tmp_path / 'mine'; d.mkdir()
+    y = (0.1 * np.sin(2 * np.pi * 150 * np.arange(16000) / 16000)).astype(np.float32)
+    for name in ('ann_1_happy.wav', 'bob_2_sad.wav', '_x_happy.wav'): sf.write(d / name, y, 16000)
+    with pytest.warns(UserWarning, match='no speaker before the first _'): m = load_custom(d)
+    assert sorted(m.speaker) == ['ann', 'bob']
