@@ -1383,11 +1383,12 @@ def bench_features(source,                     # folder, manifest CSV / DataFram
                   ) -> pd.DataFrame:
     "Time extraction on the same files and cores: each set (no cache, cache hits), the naive recipe, a cold command."
     from ser_kit.data import check_audio
-    good, bad = check_audio(_as_manifest(source)[['path']], n_jobs=n_jobs)   # a file that cannot be read: named, not timed
+    good, bad = check_audio(_as_manifest(source)[['path']], n_jobs=n_jobs)   # an unreadable file: named, not timed
     if len(bad): warnings.warn(f"{len(bad)} file(s) left out of the timing, unreadable: {bad.path.iloc[0]}: "
                                f"{bad.error.iloc[0]}" + (' (and more)' if len(bad) > 1 else ''), stacklevel=2)
     paths = [str(p) for p in good['path']]
-    if not paths: raise SerKitError(source if isinstance(source, (str, Path)) else None, "no readable audio files to time")
+    if not paths:
+        raise SerKitError(source if isinstance(source, (str, Path)) else None, "no readable audio files to time")
     files = (paths*(-(-n_files // len(paths))))[:n_files]
     naive_n = naive_files or min(n_files, 40*n_jobs)
     rows = [('seed004', 'naive librosa loop', naive_n, *_bench_naive(paths, naive_n, n_jobs))]
