@@ -8,7 +8,7 @@ import argparse, inspect, json, os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd
-from .data import _utf8_name, _read_csv, ManifestError, listed_paths
+from .data import _utf8_name, _read_csv, _blank, ManifestError, listed_paths
 from .data import (SerKitError, SettingError, OutputPathError, load_corpus, check_audio, format_summary,
                           refuse_inside, make_demo_corpus, find_speakers, check_output, output_kind, scan_audio,
                           atomic_write, printable_path, speaker_groups, speaker_folds, input_folders, load_audio)
@@ -399,7 +399,7 @@ def _listed_files(csv:str|Path) -> pd.DataFrame:
     except ManifestError as e:
         df = _read_csv(Path(csv))                                 # (a CSV that cannot be read: that error)
         if 'path' not in df.columns: raise e from None           # labels it cannot read are not needed to predict
-    df = df[df['path'].notna() & (df['path'].astype(str).str.strip() != '')]
+    df = df[~_blank(df['path'])]
     spk = df['speaker'].to_numpy() if 'speaker' in df else [None] * len(df)
     return pd.DataFrame(dict(path=listed_paths(df['path'], Path(csv)), speaker=spk, corpus='manifest'))
 

@@ -643,11 +643,15 @@ def _read_csv(csv:Path) -> pd.DataFrame:
     except OSError as e: raise ManifestError(csv, f"cannot be read ({e.strerror or e})") from None
 
 # %% ../nbs/00_data.ipynb #f27d6a3e
+def _blank(col:pd.Series) -> pd.Series:
+    "Where a CSV column's cell is empty: missing, or nothing but spaces."
+    return col.isna() | (col.astype(object).where(col.notna(), '').astype(str).str.strip() == '')
+
 def _fill_speakers(df:pd.DataFrame, # a manifest being read (changed in place)
                    csv:Path,        # its file, for the warning
                   ) -> None:
     "Give every row without a speaker the one its file name or folder gives, and say so."
-    spk = df['speaker'].astype(object); empty = spk.isna() | (spk.astype(str).str.strip() == '')
+    spk = df['speaker'].astype(object); empty = _blank(spk)
     if not empty.any(): return
     found = [_one_speaker(p, 'auto', {}) for p in df.loc[empty, 'path']]      # (speaker, where from, family)
     df['speaker'], df['speaker_from'] = spk, pd.Series('manifest', index=df.index, dtype=object)
@@ -686,21 +690,21 @@ def read_manifest(csv:str|Path, # a CSV with at least `path, speaker, emotion`
     csv = Path(csv); df = _read_csv(csv)
     miss = [c for c in ('path', 'speaker', 'emotion') if c not in df.columns]
     if miss: raise ManifestError(csv, f"manifest lacks column(s) {miss}; it needs at least path, speaker, emotion")
-    empty = df['path'].isna() | (df['path'].astype(str).str.strip() == '')
+    empty = _blank(df['path'])
     skipped = [(str(csv), f"row {i + 2}: no path") for i in np.flatnonzero(empty)]
     df = df[~empty].copy()   # the index keeps each row's place in the file until the end
     df['path'] = listed_paths(df['path'], csv)
     _fill_speakers(df, csv)
-    emo = df['emotion'].astype(object).where(df['emotion'].notna(), '').astype(str).str.strip().str.lower()
-    skipped += [(str(csv), f"row {i + 2}: no emotion") for i in df.index[emo == '']]
-    df, emo = df[emo != ''].copy(), emo[emo != '']
+    none = _blank(df['emotion'])
+    skipped += [(str(csv), f"row {i + 2}: no emotion") for i in df.index[none]]
+    df = df[~none].copy(); emo = df['emotion'].astype(str).str.strip().str.lower()
     bad = sorted(set(emo) - set(EMOTION_ALIASES))
     if bad: raise ManifestError(csv, f"unknown emotion label(s) {bad}; known: {list(EMOTIONS)}")
     df['emotion'] = emo.map(EMOTION_ALIASES)
     df, again = _drop_repeats(df, csv); skipped += again
     for c, v in (('corpus', 'custom'), ('gender', 'unknown')):   # absent, or empty cells: the same default
         col = df[c].astype(object) if c in df else pd.Series(v, index=df.index, dtype=object)
-        df[c] = col.where(col.notna() & (col.astype(str).str.strip() != ''), v).astype(str)
+        df[c] = col.where(~_blank(col), v).astype(str)
     df = df[MANIFEST_COLUMNS + [c for c in df.columns if c not in MANIFEST_COLUMNS]].reset_index(drop=True)
     df.attrs['skipped'], df.attrs['skipped_files'] = [f"{p}: {r}" for p, r in skipped], skipped
     return df
