@@ -317,6 +317,16 @@ def _new_pipeline(self:EmotionRecognizer):
         p.setdefault('random_state', self.seed)
     return make_pipeline(self.estimator, proba=True, **p)
 
+# %% ../nbs/02_classical.ipynb #e7c0d7b6
+@patch
+def _check_enough(self:EmotionRecognizer, m:pd.DataFrame): # the training rows
+    "Refuse an emotion too rare for the estimator: SVC's probabilities are calibrated by 3-fold cross-validation."
+    if self.estimator != 'svc': return
+    n = m['emotion'].value_counts(); few = ', '.join(f'{e!r} has {k}' for e, k in n[n < 3].items())
+    if few: raise SettingError(None, f"the 'svc' estimator needs at least 3 clips of each emotion (its probabilities "
+                                     f"are calibrated by 3-fold cross-validation); {few}: add clips, leave the emotion "
+                                     "out (emotions=, --emotions) or choose another estimator")
+
 # %% ../nbs/02_classical.ipynb #d29060f8
 @patch
 def fit(self:EmotionRecognizer, manifest:pd.DataFrame|str|Path) -> EmotionRecognizer:
@@ -325,6 +335,7 @@ def fit(self:EmotionRecognizer, manifest:pd.DataFrame|str|Path) -> EmotionRecogn
     m = self.prepare_manifest(manifest)
     X, m = _featurize(m, self.featureset, self.n_jobs, self.progress)
     m = self.settle_labels(m)                          # a class whose every clip is unreadable is dropped, or an error
+    self._check_enough(m)
     self.class_counts_ = m['emotion'].value_counts().reindex(self.labels).fillna(0).astype(int).rename('train_files')
     Xt, y, spk = X.to_numpy(), m['emotion'].to_numpy(), speaker_groups(m)
     self.norm_ = SpeakerNorm(self.adapt).fit(Xt, y, spk) if self.adapt else None   # real speakers only

@@ -45,6 +45,12 @@ def _jobs(text:str) -> int:
     if n < 1: raise argparse.ArgumentTypeError(f"{n}: give at least 1 worker, or -1 for every core")
     return min(n, os.cpu_count() or 1)
 
+# %% ../nbs/99_cli.ipynb #50f90ed4
+def _out_path(text:str) -> str:
+    "The file or folder of an output option: refused when empty, so an unset shell variable is not taken for 'none'."
+    if not text.strip(): raise argparse.ArgumentTypeError("an empty name: give the file or folder to write")
+    return text
+
 # %% ../nbs/99_cli.ipynb #1c51d3c0
 def _output_path(path:str|Path,               # a file (or folder) a command is about to write
                  kind:str,                     # what it is: a key of `OUTPUT_KINDS` ('manifest', 'features', ...)
@@ -147,7 +153,7 @@ def corpus_command(source:str,            # a corpus folder or manifest CSV
 def _add_corpus(sub):
     p = sub.add_parser('corpus', help='check a corpus, print its counts, write its manifest')
     p.add_argument('source', help='corpus folder or manifest CSV')
-    p.add_argument('--csv', help='write the manifest to this CSV file')
+    p.add_argument('--csv', type=_out_path, help='write the manifest to this CSV file')
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers (default: all cores)')
     p.set_defaults(func=lambda a: corpus_command(a.source, a.csv, a.jobs))
 
@@ -166,7 +172,7 @@ def demo_corpus_command(dest:str,         # destination folder (absent, empty, o
 # %% ../nbs/99_cli.ipynb #871452cb
 def _add_demo_corpus(sub):
     p = sub.add_parser('demo-corpus', help='write the synthetic RAVDESS-format demo corpus to a folder')
-    p.add_argument('dest', help='destination folder')
+    p.add_argument('dest', type=_out_path, help='destination folder')
     p.add_argument('--actors', type=int, default=8, help='number of actors (1-24, default 8)')
     p.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     p.set_defaults(func=lambda a: demo_corpus_command(a.dest, a.actors, a.seed))
@@ -244,7 +250,7 @@ def _add_features(sub):
     p = sub.add_parser('features', help='extract utterance-level features to Parquet or CSV')
     p.add_argument('source', help='corpus folder or manifest CSV')
     p.add_argument('--featureset', default='default', help='feature set (default, seed004, cnn1d, prosody, ...)')
-    p.add_argument('--out', required=True, help='output file (.parquet or .csv)')
+    p.add_argument('--out', required=True, type=_out_path, help='output file (.parquet or .csv)')
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers (default: all cores)')
     p.add_argument('--no-cache', action='store_true', help='do not read or write the feature cache')
     _dask_option(p)
@@ -388,7 +394,7 @@ def train_command(source:str,                   # corpus folder or manifest CSV
 def _add_train(sub):
     p = sub.add_parser('train', help='train a model on a whole corpus and save it')
     p.add_argument('source', help='corpus folder or manifest CSV')
-    p.add_argument('-o', '--output', required=True, help='model file (classical: .skops) or folder (other models)')
+    p.add_argument('-o', '--output', required=True, type=_out_path, help='model file (classical: .skops) or folder (other models)')
     _add_model_options(p)
     p.set_defaults(func=lambda a: train_command(a.source, out=a.output, **_model_args(a)))
 
@@ -535,7 +541,7 @@ def _add_predict(sub):
     p.add_argument('model', help='a saved model (.skops file or model folder)')
     p.add_argument('inputs', nargs='+', help='audio files, folders and/or CSVs (a manifest, or a list with a path '
                                              'column and perhaps a speaker column)')
-    p.add_argument('--csv', help='write path, prediction, speaker, speaker_clips, speaker_from, p_<emotion>... here')
+    p.add_argument('--csv', type=_out_path, help='write path, prediction, speaker, speaker_clips, speaker_from, p_<emotion>... here')
     p.add_argument('--speaker-from', dest='speaker_from', default='auto',
                    help="where each file's speaker comes from: auto (a manifest's speaker column, else the corpus "
                         "naming, else the parent folder; default), name, folder, or none (every clip unknown)")
@@ -565,6 +571,7 @@ def format_result(r:dict, # a `cross_validate` result
              f"UAR {r['uar']:.3f} (folds {r['uar_fold_mean']:.3f} ± {r['uar_fold_std']:.3f})  WA {r['wa']:.3f}  "
              f"macro F1 {r['macro_f1']:.3f}",
              'recall: ' + '  '.join(f"{k} {v:.2f}" for k, v in r['per_class_recall'].items())]
+    lines += [f"note: {n}" for n in r.get('notes', [])]   # a fold without a class: why its recall can read 0
     if r['protocol'] == 'random':
         lines.append("WARNING: random folds put the same speakers in training and test; this score is inflated")
     return '\n'.join(lines)
@@ -674,8 +681,8 @@ def _add_evaluate(sub):
                    help='speaker (honest), emobox (the EmoBox RAVDESS folds present) or random (leaky, for the lesson)')
     p.add_argument('--folds', type=int, default=5, help='number of folds (default 5; emobox has its own)')
     p.add_argument('--skew', type=int, help='keep only K emotions of each test speaker, rotating (default: all)')
-    p.add_argument('--json', help='write the full result as JSON here')
-    p.add_argument('--out', help='write a report folder (HTML, Markdown, figures, metrics, settings) here')
+    p.add_argument('--json', type=_out_path, help='write the full result as JSON here')
+    p.add_argument('--out', type=_out_path, help='write a report folder (HTML, Markdown, figures, metrics, settings) here')
     _add_model_options(p); _dask_option(p)
     p.set_defaults(func=lambda a: evaluate_command(a.source, protocol=a.protocol, folds=a.folds, json_out=a.json,
                                                    report_dir=a.out, skew=a.skew, dask=a.dask, **_model_args(a)))
@@ -819,7 +826,7 @@ def _add_search(sub):
                                                        'gb, bagging, adaboost, tree (default: all)')
     p.add_argument('--features', '--featureset', dest='featureset', default='default',
                    help='feature set (default "default"; rich, seed004, prosody, ...)')
-    p.add_argument('--out', help='results folder: results.csv, comparison.png, settings.json '
+    p.add_argument('--out', type=_out_path, help='results folder: results.csv, comparison.png, settings.json '
                                  '(default ./ser_kit_search; never a folder that holds your audio)')
     p.add_argument('--folds', type=int, default=4, help='speaker-grouped folds (default 4; at most the speakers)')
     p.add_argument('--grid', default='small', choices=['small', 'full'],
@@ -872,7 +879,7 @@ def demo_command(data:str|None=None,     # corpus folder or manifest CSV (defaul
 def _add_demo(sub):
     p = sub.add_parser('demo', help='the main job, on the demo corpus or on --data, with a report')
     p.add_argument('--data', help='corpus folder or manifest CSV (default: discovered, else the demo corpus)')
-    p.add_argument('--out', help='report folder (default ./ser_kit_report)')
+    p.add_argument('--out', type=_out_path, help='report folder (default ./ser_kit_report)')
     p.add_argument('--quick', action='store_true', help='train the CNN for 3 epochs instead of 8')
     p.set_defaults(func=lambda a: demo_command(a.data, a.out, a.quick))
 
@@ -881,7 +888,7 @@ def listen_command(model:str|None=None,     # a saved model (default: a demo mod
                    seconds:float|None=None, # stop after this many seconds (default: until Ctrl-C)
                    device:str|None=None,    # input device number or name
                   ) -> int:
-    "`ser-kit listen`: the exit code (0, or 1 when there is no microphone)."
+    "`ser-kit listen`: exit code 0 (`NoMicrophoneError` without a microphone: one line, exit code 2)."
     from ser_kit.listen import listen        # the sound-card module is imported only for this command
     return listen(model, device=device, seconds=seconds)
 

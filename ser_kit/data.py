@@ -1181,6 +1181,11 @@ def _check_existing(out:Path, kind:str):
         raise OutputPathError(out, f"exists and is not a ser_kit {kind} file; refusing to overwrite it "
                                    "(remove it or choose another name)")
 
+# %% ../nbs/00_data.ipynb #a40ef496
+def _model_folder_above(out:Path) -> Path|None:
+    "The ser_kit model folder that `out` would land in (at any depth), or None."
+    return next((p for p in out.absolute().parents if (p / 'ser_kit.json').is_file() and _is_model_folder(p)), None)
+
 # %% ../nbs/00_data.ipynb #2e5b0359
 def check_output(out:str|Path,                         # the file or folder a command is about to write
                  kind:str,                             # a key of `OUTPUT_KINDS`
@@ -1198,6 +1203,9 @@ def check_output(out:str|Path,                         # the file or folder a co
     if out.is_symlink() and not out.exists():   # a link to nowhere: writing would replace the user's link
         raise OutputPathError(out, "is a broken symbolic link; refusing to replace it")
     refuse_inside(out, *sources)
+    if (home := _model_folder_above(out)) is not None:   # a stray file would make the model folder not ours to replace
+        raise OutputPathError(out, f"is inside the ser_kit model folder {home}, which holds only its model; write it "
+                                   "elsewhere")
     if out.exists(): _check_existing(out, kind)
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise OutputPathError(out, f"cannot create its folder ({e.strerror}: {e.filename})") from None

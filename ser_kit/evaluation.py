@@ -386,6 +386,8 @@ def write_report(out:str|Path,                     # report folder (created; nev
     figs = _report_figures(results, preds, histories)
     for name, f in figs.items(): f.savefig(out/name, dpi=90, bbox_inches='tight'); plt.close(f)
     per_class = {m: classification_report_frame(r) for m, r in results.items()}
+    notes = [dict(model=m, note=n) for m, r in results.items() for n in r.get('notes', [])]
+    if notes: extra = {**(extra or {}), 'fold notes': pd.DataFrame(notes)}   # why a class's recall can read 0
     summary = dict(summary=table.reset_index().to_dict('records'), results={m: _strip(r) for m, r in results.items()},
                    classification_report={m: t.to_dict('index') for m, t in per_class.items()})
     (out/'metrics.json').write_text(json.dumps(summary, indent=1, default=str))

@@ -15,9 +15,9 @@ from .data import SerKitError, SettingError
 
 # %% auto #0
 __all__ = ['DEFAULT_MODEL_NAME', 'ADAPT_AFTER', 'Utterance', 'SpeechDetector', 'make_stream', 'feed_in_blocks', 'plot_detection',
-           'default_model', 'get_model', 'predict_audio', 'format_prediction', 'YourVoice', 'run_stream', 'listen',
-           'decode_audio_bytes', 'plot_probabilities', 'show_prediction', 'upload_widget', 'in_colab',
-           'recorder_widget']
+           'default_model', 'get_model', 'predict_audio', 'format_prediction', 'YourVoice', 'run_stream',
+           'NoMicrophoneError', 'listen', 'decode_audio_bytes', 'plot_probabilities', 'show_prediction',
+           'upload_widget', 'in_colab', 'recorder_widget']
 
 # %% ../nbs/06_your_voice.ipynb #79062b2a
 @dataclass
@@ -300,10 +300,9 @@ def run_stream(blocks,              # an iterable of sample blocks (numpy arrays
     return res
 
 # %% ../nbs/06_your_voice.ipynb #5b3b17b4
-def _no_mic(reason:str, out) -> int:
-    "Say in one line why there is no microphone; exit code 1."
-    print(f"ser-kit listen: no microphone found ({reason})", file=out)
-    return 1
+class NoMicrophoneError(SerKitError):
+    "No microphone to listen to: the sound library, an input device or the stream is missing."
+    def __init__(self, reason:str): super().__init__(None, f"no microphone found ({reason})")
 
 # %% ../nbs/06_your_voice.ipynb #329b702a
 def _input_device(sd, device) -> tuple[dict|None, str]:
@@ -332,16 +331,16 @@ def listen(model=None,               # a Recognizer, a model file/folder, or Non
            out=None,                 # where to print (default sys.stdout)
            **detector_kw,            # settings for `SpeechDetector` (start_db, stop_after, ...)
           ) -> int:
-    "Print the emotion of each utterance on the microphone until Ctrl-C (or `seconds`): 0, or 1 without a microphone."
+    "Print the emotion of each utterance on the microphone until Ctrl-C (or `seconds`); `NoMicrophoneError` without one."
     out = out or sys.stdout
     if seconds is not None and not (np.isfinite(seconds) and seconds > 0):
         raise SettingError(None, f"seconds must be a positive number, not {seconds}")
     try: import sounddevice as sd
     except (ImportError, OSError) as e:  # not installed, or installed without the PortAudio library
-        return _no_mic(f"sounddevice is not usable: {e}; pip install 'ser_kit[mic]' and install PortAudio", out)
+        raise NoMicrophoneError(f"sounddevice is not usable: {e}; pip install 'ser_kit[mic]' and install PortAudio")
     if isinstance(device, str) and device.isdigit(): device = int(device)   # '3' on the command line
     info, why = _input_device(sd, device)
-    if info is None: return _no_mic(why, out)
+    if info is None: raise NoMicrophoneError(why)
     rec = get_model(model, out=out)                                  # only once there is a microphone to listen to
     sr, q = int(info.get('default_samplerate') or 16000), queue.Queue()  # the card's own rate; the model resamples
     print(f"listening on {info.get('name', 'the default microphone')} ({sr} Hz) with {rec!r}; "
@@ -352,7 +351,8 @@ def listen(model=None,               # a Recognizer, a model file/folder, or Non
             blocks = _mic_blocks(q, None if seconds is None else time.monotonic() + seconds)
             run_stream(blocks, rec, SpeechDetector(sr=sr, **detector_kw), out=out)
     except KeyboardInterrupt: print("stopped.", file=out)
-    except Exception as e: return _no_mic(f"cannot open the input stream: {type(e).__name__}: {e}", out)
+    except SerKitError: raise                                        # the model's own error, not the sound card's
+    except Exception as e: raise NoMicrophoneError(f"cannot open the input stream: {type(e).__name__}: {e}") from e
     return 0
 
 # %% ../nbs/06_your_voice.ipynb #d20309db

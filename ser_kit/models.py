@@ -587,6 +587,8 @@ def _folds(m:pd.DataFrame, protocol:str, folds, seed:int) -> list:
     if protocol == 'random': return leaky_random_folds(m, folds, seed)
     n_spk = len(set(speaker_groups(m)))
     if n_spk < 2: raise SettingError(None, "speaker-independent evaluation needs at least two speakers")
+    if folds > n_spk: warnings.warn(f"{folds} folds asked, but only {n_spk} speakers: {n_spk} folds, one speaker each",
+                                    stacklevel=3)
     return speaker_folds(m, min(folds, n_spk), seed)
 
 # %% ../nbs/01b_models.ipynb #f194d647
@@ -626,12 +628,19 @@ def _fold_notes(per_fold:list) -> list[str]:
     "One line per fold that lacked a class in training or in its scored test clips (or had nothing to score)."
     notes = []
     for f in per_fold:
+        if f.get('left_out'): notes.append(f"fold {f['fold']}: not run: {f['left_out']}"); continue
         if not f['n_test']: notes.append(f"fold {f['fold']}: no test clip could be scored; left out of the fold mean")
         if f['untrained']: notes.append(f"fold {f['fold']}: no training clip of {', '.join(f['untrained'])}; "
                                         "its test clips count as misses")
         if f['untested'] and f['n_test']: notes.append(f"fold {f['fold']}: no scored test clip of "
                                                        f"{', '.join(f['untested'])}; its UAR is over the other classes")
     return notes
+
+# %% ../nbs/01b_models.ipynb #abc78390
+def _left_out(k:int, test:pd.DataFrame, why:str) -> dict:
+    "The summary of fold `k` when it cannot be run (its training speakers hold fewer than two emotions)."
+    return dict(fold=k, uar=float('nan'), wa=float('nan'), n_test=0, test_speakers=sorted(map(str, set(test['speaker']))),
+                shared_speakers=0, n_skipped=0, untrained=[], untested=[], seconds=0.0, left_out=why)
 
 # %% ../nbs/01b_models.ipynb #fc67f745
 def _summary(rows:list, per_fold:list, labels:list) -> dict:
@@ -661,6 +670,8 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
     rows, per_fold, labels = [], [], []
     for k, (tr, te) in enumerate(_folds(m, protocol, folds, seed)):
         if protocol != 'random' and shared_speakers(m, tr, te): raise RuntimeError(f"fold {k} shares speakers")
+        if len(have := ordered_labels(set(m['emotion'].iloc[tr]) & set(wanted))) < 2:   # nothing to learn: said, not fatal
+            per_fold.append(_left_out(k, m.iloc[te], f"its training speakers hold only {have}")); continue
         model = model_factory(); r, f = _run_fold(model, m, tr, te, k, skew, everyone, wanted)
         rows += r; per_fold.append(f)
         labels = ordered_labels(set(labels) | set(model.labels) | {x['emotion'] for x in r})
@@ -668,7 +679,9 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
             print(
                 f"fold {k}: UAR {f['uar']:.3f}  test speakers {','.join(f['test_speakers'])}  ({f['seconds']:.1f} s)"
             )
-    return dict(protocol=protocol, folds=len(per_fold), skew=skew, adaptation=proto.adaptation(), seed=seed,
+    if all(f.get('left_out') for f in per_fold):
+        raise SettingError(None, "no fold could be trained: " + '; '.join(_fold_notes(per_fold)))
+    return dict(protocol=protocol, folds=sum(not f.get('left_out') for f in per_fold), skew=skew, adaptation=proto.adaptation(), seed=seed,
                 seconds=round(time.time() - t0, 2), n_speakers=len(everyone), **_summary(rows, per_fold, labels),
                 model=dict(model_type=proto.model_type, repr=repr(proto), settings=proto.settings()),
                 versions=versions(*proto.needs), predictions=rows)

@@ -322,8 +322,9 @@ def test_train_command_with_fusion(tiny_corpus, tmp_path):
 # ---- listen ----------------------------------------------------------------------------------------------------------
 def test_listen_command_without_microphone(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, 'sounddevice', None)
-    assert listen_command(model='never-loaded.skops') == 1      # fails before loading (or training) a model
-    assert capsys.readouterr().out.startswith('ser-kit listen: no microphone found (')
+    assert main(['listen', '--model', 'never-loaded.skops']) == 2      # fails before loading (or training) a model
+    out, err = capsys.readouterr()
+    assert out == '' and err.startswith('ser-kit: error: no microphone found (') and len(err.splitlines()) == 1, err
 
 
 # ---- the dimensional model type through the CLI -------------------------------------------------------------------

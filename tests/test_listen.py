@@ -6,6 +6,7 @@ from ser_kit.data import load_audio, trim_silence
 from ser_kit.listen import (SpeechDetector, make_stream, feed_in_blocks, predict_audio, format_prediction, run_stream,
                             listen, decode_audio_bytes)
 from ser_kit.cli import listen_command
+from ser_kit.listen import NoMicrophoneError
 
 SR = 16000
 
@@ -128,9 +129,9 @@ def test_no_microphone_says_so(monkeypatch, capsys, sd):
         monkeypatch.delitem(sys.modules, 'sounddevice', raising=False)
         monkeypatch.setattr(sys, 'meta_path', [Finder()] + sys.meta_path)
     else: monkeypatch.setitem(sys.modules, 'sounddevice', None if sd is None else _fake_sd(devices=False))
-    assert listen_command(model='never-loaded.skops') == 1  # fails before loading (or training) a model
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('ser-kit listen: no microphone found ('), lines
+    with pytest.raises(NoMicrophoneError, match=r'^no microphone found \('):
+        listen_command(model='never-loaded.skops')          # fails before loading (or training) a model
+    assert capsys.readouterr().out == ''
 
 
 def test_listen_with_a_fake_microphone(monkeypatch, stream, model):
