@@ -11,10 +11,10 @@ from typing import Sequence
 import numpy as np, pandas as pd
 from fastcore.basics import patch
 from .data import (load_corpus, cache_dir, speaker_folds, speaker_groups, SettingError, OutputPathError,
-                          atomic_write)
+                          atomic_write, check_output)
 from .features import extract_features, FEATURESETS, FeatureSet, get_featureset, CacheWarning, _file_keys
 from .models import (ModelFileError, UnsafeModelError, Recognizer, MODEL_FORMAT_VERSION, ordered_labels,
-                            versions, model_description, uar, speaker_ids, clips_per_speaker)
+                            versions, model_description, uar, speaker_ids, clips_per_speaker, check_clips)
 from .adapt import SpeakerNorm, norm_from_dict, ADAPT_METHODS
 from .augment import parse_augment, augment_featureset
 
@@ -160,6 +160,12 @@ def _save_search(res:pd.DataFrame, meta:dict, stem:Path, in_cache:bool):
         return
     res.attrs['saved_to'] = str(stem.with_suffix('.csv'))
 
+# %% ../nbs/02_classical.ipynb #4e8dda27
+def _zoo_key(estimators:Sequence[str], full:bool) -> str:
+    "A hash of what a search tries: each estimator's class, defaults and grid (an edited grid is another search)."
+    return _digest({e: [ESTIMATORS[e].cls, ESTIMATORS[e].params, ESTIMATORS[e].full if full else ESTIMATORS[e].small]
+                    for e in sorted(estimators)})
+
 # %% ../nbs/02_classical.ipynb #34afe5ef
 def _search_one(name:str, X:np.ndarray, y:np.ndarray, cv:list, full:bool, n_jobs:int) -> dict:
     "Grid-search one zoo member on fixed features and folds: its best settings, UAR and costs."
@@ -199,7 +205,8 @@ def grid_search(manifest:pd.DataFrame,              # corpus manifest (path, spe
         if e not in ESTIMATORS: raise SettingError(None, f"unknown estimator {e!r}; choose from {sorted(ESTIMATORS)}")
     settings = dict(corpus=_corpus_tag(manifest), estimators=sorted(estimators), featureset=featureset, folds=folds,
                     grid='full' if full else 'small', seed=seed, scoring='uar', cv='speaker_folds',
-                    featureset_key=get_featureset(featureset).key())
+                    featureset_key=get_featureset(featureset).key(), zoo_key=_zoo_key(estimators, full),
+                    versions=versions())   # another grid, estimator or scikit-learn: another search
     rdir = _results_dir(results_dir)
     stem = rdir / f"grid-{settings['corpus']}-{featureset}-{settings['grid']}-{_digest(settings)}" if rdir else None
     res = None if rerun or stem is None else _load_search(stem)
@@ -394,7 +401,7 @@ def predict_proba_audio(self:EmotionRecognizer, clips:Sequence[np.ndarray], # de
     "Probabilities [n, n_classes] of decoded clips (fusion decodes a file once for all its members)."
     import soxr
     self._check_fitted(); fs = get_featureset(self.featureset); rows = []
-    for y in clips:
+    for y in check_clips(clips):                       # NaN, silence, stereo: refused as `load_audio` refuses a file
         y = np.asarray(y, np.float32) if fs.sr == 16000 else soxr.resample(np.asarray(y, np.float32), 16000, fs.sr)
         names, v = fs.compute(y); rows.append(v)
     if not rows: return np.zeros((0, len(self.labels)))
@@ -521,7 +528,7 @@ def write_model_file(path:str|Path, # destination (`.skops`)
     sio = import_skops()
     path = Path(path)
     if path.is_dir(): raise OutputPathError(path, "is a folder; a classical model is saved as one .skops file")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output(path, 'model')   # the CLI's checks for the API too: .skops, no audio beside, no stranger's file
     obj = dict(format=MODEL_FORMAT, format_version=MODEL_FORMAT_VERSION, pipeline=pipeline,
                meta=json.dumps(meta, default=str)) | ({} if unadapted is None else dict(unadapted=unadapted))
     bad = sorted(set(sio.get_untrusted_types(data=sio.dumps(obj))) - SAFE_TYPES)

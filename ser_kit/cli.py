@@ -8,7 +8,7 @@ import argparse, inspect, json, os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd
-from .data import _utf8_name, _read_csv, _blank, ManifestError, listed_paths
+from .data import _utf8_name, _name_problem, _read_csv, _blank, _audio_below, ManifestError, listed_paths
 from .data import (SerKitError, SettingError, OutputPathError, load_corpus, check_audio, format_summary,
                           refuse_inside, make_demo_corpus, find_speakers, check_output, output_kind, scan_audio,
                           atomic_write, printable_path, speaker_groups, speaker_folds, input_folders, load_audio)
@@ -49,6 +49,11 @@ def _jobs(text:str) -> int:
 def _out_path(text:str) -> str:
     "The file or folder of an output option: refused when empty, so an unset shell variable is not taken for 'none'."
     if not text.strip(): raise argparse.ArgumentTypeError("an empty name: give the file or folder to write")
+    return text
+
+def _in_path(text:str) -> str:
+    "A file or folder to read: refused when empty, so an unset shell variable is not taken for the current folder."
+    if not text.strip(): raise argparse.ArgumentTypeError("an empty name: give the file or folder to read")
     return text
 
 # %% ../nbs/99_cli.ipynb #1c51d3c0
@@ -152,7 +157,7 @@ def corpus_command(source:str,            # a corpus folder or manifest CSV
 # %% ../nbs/99_cli.ipynb #81ccfe86
 def _add_corpus(sub):
     p = sub.add_parser('corpus', help='check a corpus, print its counts, write its manifest')
-    p.add_argument('source', help='corpus folder or manifest CSV')
+    p.add_argument('source', type=_in_path, help='corpus folder or manifest CSV')
     p.add_argument('--csv', type=_out_path, help='write the manifest to this CSV file')
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers (default: all cores)')
     p.set_defaults(func=lambda a: corpus_command(a.source, a.csv, a.jobs))
@@ -184,6 +189,7 @@ DASK_EXTRA = "pip install 'ser_kit[dask]'"
 def dask_backend(address:str|None=None, # a scheduler address, 'local', or None (`$SER_KIT_DASK`, else no Dask)
                 ):
     "Run the block's joblib work on a Dask cluster (yields the `Client`), or as usual when no address is given."
+    given = '--dask' if address else 'SER_KIT_DASK'                 # which the user set, to name it in an error
     address = address or os.environ.get('SER_KIT_DASK') or None
     if not address: yield None; return
     try:
@@ -195,7 +201,7 @@ def dask_backend(address:str|None=None, # a scheduler address, 'local', or None 
         try: client = Client(cluster or address, timeout='20s')
         except (OSError, ValueError, TypeError) as e:
             why = ' '.join(str(e).split())
-            raise SettingError(None, f"--dask {address}: cannot reach the scheduler ({why})") from None
+            raise SettingError(None, f"{given} {address}: cannot reach the scheduler ({why})") from None
         with client, joblib.parallel_config(backend='dask'): yield client
     finally:
         if cluster is not None: cluster.close()
@@ -248,7 +254,7 @@ def bench_features_command(source,           # corpus folder or manifest CSV
 # %% ../nbs/99_cli.ipynb #bc9679a6
 def _add_features(sub):
     p = sub.add_parser('features', help='extract utterance-level features to Parquet or CSV')
-    p.add_argument('source', help='corpus folder or manifest CSV')
+    p.add_argument('source', type=_in_path, help='corpus folder or manifest CSV')
     p.add_argument('--featureset', default='default', help='feature set (default, seed004, cnn1d, prosody, ...)')
     p.add_argument('--out', required=True, type=_out_path, help='output file (.parquet or .csv)')
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers (default: all cores)')
@@ -322,7 +328,7 @@ def _add_model_options(p):
     p.add_argument('--epochs', type=int, help='cnn / wav2vec2: training epochs')
     p.add_argument('--arch', help='cnn: resnet1d (default), cnn2d, crnn, lstm, gru or transformer')
     p.add_argument('--batch-size', dest='batch_size', type=int, help='cnn / wav2vec2: batch size')
-    p.add_argument('--lr', type=float, help='cnn / wav2vec2: learning rate')
+    p.add_argument('--lr', type=_positive, help='cnn / wav2vec2: learning rate')
     p.add_argument('--adapt', help="speaker adaptation: em, z or none (classical), z, em, speaker or none (cnn); "
                                    "default: the model type's")
     p.add_argument('--speeds', type=_speeds, help='classical / cnn: speed factors of extra training speakers, e.g. '
@@ -331,6 +337,13 @@ def _add_model_options(p):
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers for features (default: all cores)')
 
 # %% ../nbs/99_cli.ipynb #17bccbca
+def _positive(text:str) -> float:
+    "A finite number above 0 (`--lr`): `inf` or `nan` would train into NaN and fail far from the option."
+    try: v = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < v < np.inf: raise argparse.ArgumentTypeError(f"{text}: give a finite number above 0")
+    return v
+
 def _speeds(text:str) -> tuple:
     "The factors of `--speeds 0.9,1.1` (`none`: no speed-perturbed speakers)."
     if text.strip().lower() == 'none': return ()
@@ -341,6 +354,7 @@ def _speeds(text:str) -> tuple:
 def _model_args(a) -> dict:
     "The model settings of `train` and `evaluate` from their parsed options."
     emotions = None if a.emotions is None else [e.strip().lower() for e in a.emotions.split(',') if e.strip()]
+    if a.adapt is not None: a.adapt = a.adapt.strip().lower()        # 'Z', 'None' as 'z', 'none' (like --emotions)
     if emotions == []:
         raise SettingError(None, f"--emotions names no emotion ({a.emotions!r}); leave it out to use all of them")
     model = 'dimensions' if a.task == 'dimensions' else a.model
@@ -393,7 +407,7 @@ def train_command(source:str,                   # corpus folder or manifest CSV
 # %% ../nbs/99_cli.ipynb #7ed8fdce
 def _add_train(sub):
     p = sub.add_parser('train', help='train a model on a whole corpus and save it')
-    p.add_argument('source', help='corpus folder or manifest CSV')
+    p.add_argument('source', type=_in_path, help='corpus folder or manifest CSV')
     p.add_argument('-o', '--output', required=True, type=_out_path, help='model file (classical: .skops) or folder (other models)')
     _add_model_options(p)
     p.set_defaults(func=lambda a: train_command(a.source, out=a.output, **_model_args(a)))
@@ -434,8 +448,8 @@ def gather_inputs(inputs:list[str],         # audio files, folders (searched rec
             found, bad = scan_audio(i); files += [str(Path(f).absolute()) for f in found]
             missing.append(_skipped_frame(bad if found or bad else [(str(i), "no audio files in this folder")]))
             continue
-        if not _utf8_name(str(i)):                               # a name the tables cannot hold: reported, not fatal
-            missing.append(_skipped_frame([(i, "file name is not valid UTF-8; rename it to use it")])); continue
+        if why := _name_problem(str(i)):                         # a name the tables cannot hold: reported, not fatal
+            missing.append(_skipped_frame([(printable_path(i), f"file name {why}; rename it to use it")])); continue
         found, bad = expand_inputs(i); files += [str(Path(f).absolute()) for f in found]; missing.append(bad)
     known = pd.concat(manifests, ignore_index=True) if manifests else None
     files, again = _each_once(files)            # a file given twice (or in a folder given too): one clip of its speaker
@@ -538,8 +552,9 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
 # %% ../nbs/99_cli.ipynb #7545a92c
 def _add_predict(sub):
     p = sub.add_parser('predict', help='predict the emotion of audio files, folders and manifest CSVs')
-    p.add_argument('model', help='a saved model (.skops file or model folder)')
-    p.add_argument('inputs', nargs='+', help='audio files, folders and/or CSVs (a manifest, or a list with a path '
+    p.add_argument('model', type=_in_path, help='a saved model (.skops file or model folder)')
+    p.add_argument('inputs', nargs='+', type=_in_path,
+                   help='audio files, folders and/or CSVs (a manifest, or a list with a path '
                                              'column and perhaps a speaker column)')
     p.add_argument('--csv', type=_out_path, help='write path, prediction, speaker, speaker_clips, speaker_from, p_<emotion>... here')
     p.add_argument('--speaker-from', dest='speaker_from', default='auto',
@@ -676,7 +691,7 @@ def _write_report(report_dir:str, res:dict[str, dict], model:str, settings:dict,
 # %% ../nbs/99_cli.ipynb #f56ae1b6
 def _add_evaluate(sub):
     p = sub.add_parser('evaluate', help='cross-validate a model type on a corpus (speaker-independent by default)')
-    p.add_argument('source', help='corpus folder or manifest CSV')
+    p.add_argument('source', type=_in_path, help='corpus folder or manifest CSV')
     p.add_argument('--protocol', default='speaker', choices=['speaker', 'emobox', 'random'],
                    help='speaker (honest), emobox (the EmoBox RAVDESS folds present) or random (leaky, for the lesson)')
     p.add_argument('--folds', type=int, default=5, help='number of folds (default 5; emobox has its own)')
@@ -708,6 +723,8 @@ def _estimators(spec:str|list|None, # `--estimators svc,logreg,...` (None or 'al
 def _search_dir(out:str|Path, *sources:str|Path|pd.DataFrame|None) -> Path:
     "Check the search folder before the work: never among input audio; new, empty, or an earlier search (replaced)."
     out, places = Path(out).expanduser(), input_folders(*sources); refuse_inside(out, places)
+    if out.is_dir() and (clip := _audio_below(out)) is not None:      # an earlier search a user put recordings in
+        raise OutputPathError(out, f"holds audio ({clip.name}); ser_kit never writes into a folder of recordings")
     if not (out.is_dir() and _is_settings(out / 'settings.json', 'search')):
         if out.exists() and not (out.is_dir() and not any(out.iterdir())):
             raise OutputPathError(out, "exists and is not a ser_kit search folder; refusing to write into it "
@@ -821,7 +838,7 @@ def search_command(source:str,                   # corpus folder or manifest CSV
 # %% ../nbs/99_cli.ipynb #d8661c74
 def _add_search(sub):
     p = sub.add_parser('search', help='speaker-grouped grid search of classical estimators: table, plot, settings')
-    p.add_argument('source', help='corpus folder or manifest CSV')
+    p.add_argument('source', type=_in_path, help='corpus folder or manifest CSV')
     p.add_argument('--estimators', default='all', help='comma-separated zoo names: svc, logreg, mlp, knn, rf, hgb, '
                                                        'gb, bagging, adaboost, tree (default: all)')
     p.add_argument('--features', '--featureset', dest='featureset', default='default',
@@ -853,13 +870,13 @@ def _add_bench(sub):
     p = sub.add_parser('bench', help='benchmarks: feature extraction speed, prediction latency')
     bs = p.add_subparsers(title='benchmarks', metavar='WHAT')
     f = bs.add_parser('features', help='files/s of every feature set vs the naive seed004 recipe, peak memory')
-    f.add_argument('source', help='corpus folder or manifest CSV')
+    f.add_argument('source', type=_in_path, help='corpus folder or manifest CSV')
     f.add_argument('--files', type=int, default=300, help='files to time (default 300)')
     f.add_argument('-j', '--jobs', type=_jobs, default=2, help='cores (default 2)')
     f.add_argument('--warm-only', action='store_true', help='leave out the cold command (new process, empty cache)')
     f.set_defaults(func=lambda a: bench_features_command(a.source, a.files, a.jobs, cold=not a.warm_only))
     q = bs.add_parser('predict', help='warm single-clip predict latency of a saved model')
-    q.add_argument('model', help='model file or folder')
+    q.add_argument('model', type=_in_path, help='model file or folder')
     q.add_argument('--clip', help='audio file (default: a demo clip)')
     q.add_argument('-n', type=int, default=50, help='timed calls (default 50)')
     q.add_argument('--warm-only', action='store_true', help='leave out the cold commands (new process, empty cache)')
@@ -878,7 +895,8 @@ def demo_command(data:str|None=None,     # corpus folder or manifest CSV (defaul
 # %% ../nbs/99_cli.ipynb #3db54edd
 def _add_demo(sub):
     p = sub.add_parser('demo', help='the main job, on the demo corpus or on --data, with a report')
-    p.add_argument('--data', help='corpus folder or manifest CSV (default: discovered, else the demo corpus)')
+    p.add_argument('--data', type=_in_path,
+                   help='corpus folder or manifest CSV (default: discovered, else the demo corpus)')
     p.add_argument('--out', type=_out_path, help='report folder (default ./ser_kit_report)')
     p.add_argument('--quick', action='store_true', help='train the CNN for 3 epochs instead of 8')
     p.set_defaults(func=lambda a: demo_command(a.data, a.out, a.quick))
@@ -895,7 +913,8 @@ def listen_command(model:str|None=None,     # a saved model (default: a demo mod
 # %% ../nbs/99_cli.ipynb #0d48aacb
 def _add_listen(sub):
     p = sub.add_parser('listen', help='predict the emotion of your voice from the microphone, until Ctrl-C')
-    p.add_argument('--model', help='a saved model (.skops file or model folder); default: a quick demo model')
+    p.add_argument('--model', type=_in_path,
+                   help='a saved model (.skops file or model folder); default: a quick demo model')
     p.add_argument('--seconds', type=float, help='stop after this many seconds (default: until Ctrl-C)')
     p.add_argument('--device', help='input device number or name (default: the system microphone)')
     p.set_defaults(func=lambda a: listen_command(a.model, a.seconds, a.device))

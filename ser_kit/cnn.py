@@ -20,7 +20,7 @@ from .adapt import SpeakerNorm, norm_from_dict
 from .features import frame_features, extract_frames, PROSODY_ROWS
 from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, uar, versions, softmax,
                             choose_val_speakers, sha256_file, atomic_folder, model_description, write_description,
-                            read_description, history_frame, RETRAIN)
+                            read_description, history_frame, RETRAIN, check_clips)
 
 # %% auto #0
 __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'EMBED_ADAPT',
@@ -470,7 +470,7 @@ class CNNSettings:
         for name, low in (('epochs', 1), ('batch_size', 1), ('patience', 1), ('t0', 1), ('swa', 0)):
             v = getattr(self, name)
             if v is not None and v < low: raise SettingError(None, f"{name} must be at least {low}, not {v}")
-        if not (self.lr > 0 and self.clip > 0):
+        if not (0 < self.lr < np.inf and 0 < self.clip < np.inf):   # inf would train into NaN
             raise SettingError(None, f"lr and clip must be > 0, not {self.lr} and {self.clip}")
         if self.weight_decay < 0: raise SettingError(None, f"weight_decay must be >= 0, not {self.weight_decay}")
         if not 0 <= self.label_smoothing < 1:
@@ -930,7 +930,7 @@ def predict_proba_audio(self:CNNRecognizer, clips:Sequence[np.ndarray], # decode
                         speakers:Sequence|None=None, # a speaker id per clip (None: unknown speakers)
                        ) -> np.ndarray:
     "Class probabilities [n, n_classes] of decoded clips: their frames (`clip_frames`) through `predict_frames`."
-    frames = [clip_frames(np.asarray(y, dtype=np.float32), 16000, self.features) for y in clips]
+    frames = [clip_frames(y, 16000, self.features) for y in check_clips(clips)]   # bad audio refused, as from a file
     X = np.stack(frames) if frames else np.zeros((0,) + self._clip_shape(), np.float32)
     return self.predict_frames(X, speakers)
 

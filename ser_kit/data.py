@@ -13,10 +13,10 @@ import numpy as np, pandas as pd, soundfile as sf, soxr
 # %% auto #0
 __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_EMOTIONS', 'FILTER_COLUMNS',
            'EMOBOX_RAVDESS_FOLDS', 'MANIFEST_COLUMNS', 'EMODB_EMOTIONS', 'EMODB_MALE_SPEAKERS', 'TESS_EMOTIONS',
-           'CREMAD_EMOTIONS', 'CREMAD_LEVELS', 'SAVEE_EMOTIONS', 'EMOTION_ALIASES', 'AUDIO_EXTS', 'LOADERS',
-           'NAMED_CORPORA', 'SPEAKER_FROM', 'KAGGLE_INPUT', 'MAX_SECONDS', 'MAX_PEAK', 'OUTPUT_KINDS', 'FOLDER_KINDS',
-           'corpus_summary', 'format_summary', 'check_audio', 'parse_ravdess', 'trim_silence', 'pad_crop',
-           'interactive_frontend', 'plot_waveform', 'filter_manifest', 'corpus_browser', 'speaker_groups',
+           'CREMAD_EMOTIONS', 'CREMAD_LEVELS', 'SAVEE_EMOTIONS', 'EMOTION_ALIASES', 'AUDIO_EXTS', 'RECORDING_EXTS',
+           'LOADERS', 'NAMED_CORPORA', 'SPEAKER_FROM', 'KAGGLE_INPUT', 'MAX_SECONDS', 'MAX_PEAK', 'OUTPUT_KINDS',
+           'FOLDER_KINDS', 'corpus_summary', 'format_summary', 'check_audio', 'parse_ravdess', 'trim_silence',
+           'pad_crop', 'interactive_frontend', 'plot_waveform', 'filter_manifest', 'corpus_browser', 'speaker_groups',
            'speaker_folds', 'emobox_folds', 'leaky_random_split', 'leaky_random_folds', 'shared_speakers',
            'SerKitError', 'SettingError', 'OutputPathError', 'BadFilenameError', 'emotion_mapping_table',
            'printable_path', 'scan_audio', 'audio_files', 'load_ravdess', 'load_emodb', 'load_tess', 'load_cremad',
@@ -362,17 +362,27 @@ def emotion_mapping_table() -> pd.DataFrame:
 
 # %% ../nbs/00_data.ipynb #d41af437
 AUDIO_EXTS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
+# every recording ser_kit protects from its outputs, whether or not it can read it
+RECORDING_EXTS = AUDIO_EXTS + ('.m4a', '.m4b', '.mp4', '.aac', '.opus', '.oga', '.wma', '.webm', '.mka', '.amr', '.3gp',
+                               '.caf', '.aifc', '.au', '.snd', '.wv', '.ape', '.spx', '.ra', '.mpga', '.alac')
 
 def _utf8_name(name:str) -> bool:
     "Can this file or folder name be written as UTF-8 (not a byte string the file system decoded with escapes)?"
     try: name.encode('utf-8'); return True
     except UnicodeEncodeError: return False
 
+def _name_problem(name:str) -> str|None:
+    "Why a file or folder name cannot stand on one line of a table or a message (None when it can)."
+    if not _utf8_name(name): return "is not valid UTF-8"
+    if not name.isprintable(): return "holds a control character (a line break, a tab...)"
+    return None
+
 # %% ../nbs/00_data.ipynb #b165e23c
 def printable_path(path:str|Path, # any path, whatever bytes its name holds
                   ) -> str:
-    "The path as text that can be printed and stored: bytes that are not UTF-8 become `\\xNN` escapes."
-    return os.fsencode(str(path)).decode('utf-8', 'backslashreplace')
+    "The path as text on one line: bytes that are not UTF-8 become `\\xNN` escapes, control characters `\\n`, `\\t`..."
+    s = os.fsencode(str(path)).decode('utf-8', 'backslashreplace')
+    return s if s.isprintable() else ''.join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 # %% ../nbs/00_data.ipynb #0a279548
 def scan_audio(folder:str|Path, # the folder to search, recursively (symlinked folders are followed, once)
@@ -399,9 +409,9 @@ def scan_audio(folder:str|Path, # the folder to search, recursively (symlinked f
                 bad.append((printable_path(e.path), "a link to a file that does not exist (broken symbolic link)"))
                 continue
             if not (is_dir or (is_file and audio)): continue
-            if not _utf8_name(e.name):
+            if why := _name_problem(e.name):
                 what = 'folder name' if is_dir else 'file name'
-                bad.append((printable_path(e.path), f"{what} is not valid UTF-8; rename it to use it")); continue
+                bad.append((printable_path(e.path), f"{what} {why}; rename it to use it")); continue
             if is_dir: todo.append(Path(e.path))
             else: files.append(Path(e.path))
     return sorted(files), sorted(bad)
@@ -758,6 +768,22 @@ def _one_speaker(path:str, how:str, known:dict) -> tuple[str|None, str, str|None
     folder = speaker_from_folder(path) if how in ('auto', 'folder') else None
     return (folder, 'folder', 'folder') if folder else (None, 'none', None)
 
+# %% ../nbs/00_data.ipynb #b19c5f50
+def _folder_tails(dirs:Sequence[str]) -> dict[str, str]:
+    "Each folder's shortest path tail that no other folder of `dirs` shares ('alice/rec', 'bob/rec')."
+    for k in range(1, max(len(Path(d).parts) for d in dirs) + 1):
+        tails = {d: '/'.join(Path(d).parts[-k:]) for d in dirs}
+        if len(set(tails.values())) == len(dirs): return tails
+    return {d: d for d in dirs}
+
+def _distinct_folders(rows:list, paths:list) -> list:
+    "Folder speakers: folders of one name in different places are different people, named by their paths' tails."
+    where = [os.path.dirname(os.path.abspath(p)) if src == 'folder' else None for (_, src, _), p in zip(rows, paths)]
+    same_name, tails = {}, {}
+    for d in sorted({d for d in where if d}): same_name.setdefault(Path(d).name, []).append(d)
+    for dirs in same_name.values(): tails |= _folder_tails(dirs)          # a name in one place stays the name alone
+    return [(tails[d] if d else s, src, fam) for (s, src, fam), d in zip(rows, where)]
+
 # %% ../nbs/00_data.ipynb #cf69887b
 SPEAKER_FROM = ('auto', 'name', 'folder', 'none')  # auto: manifest, else corpus naming, else folder; none: all unknown
 
@@ -768,8 +794,9 @@ def find_speakers(paths:Iterable[str|Path],       # audio files
     "Each file's speaker, found by itself: `path, speaker, speaker_from`, aligned with `paths`."
     if how not in SPEAKER_FROM:
         raise SettingError(None, f"speakers come from {', '.join(map(repr, SPEAKER_FROM))}, not {how!r}")
+    if isinstance(paths, (str, Path)): paths = [paths]    # one file, not its characters
     paths = [str(p) for p in paths]; known = _known_speakers(known)
-    rows = [_one_speaker(p, how, known) for p in paths]
+    rows = _distinct_folders([_one_speaker(p, how, known) for p in paths], paths)
     families = pd.DataFrame(rows, columns=['s', 'src', 'fam']).dropna().groupby('s')['fam'].nunique()
     ids = [f'?{i}' if s is None else f'{fam}:{s}' if families[s] > 1 else s for i, (s, _, fam) in enumerate(rows)]
     return pd.DataFrame(dict(path=paths, speaker=ids, speaker_from=[src for _, src, _ in rows]))
@@ -940,7 +967,7 @@ def load_audio(path:str|Path,          # an audio file: WAV (any sub-type), FLAC
 def _holds_audio(folder:Path) -> bool:
     "Whether `folder` itself (not its sub-folders) holds an audio file."
     try:
-        with os.scandir(folder) as entries: return any(e.name.lower().endswith(AUDIO_EXTS) and e.is_file()
+        with os.scandir(folder) as entries: return any(e.name.lower().endswith(RECORDING_EXTS) and e.is_file()
                                                       for e in entries)
     except OSError: return False   # missing or unreadable: nothing of the user's to protect there
 
@@ -1054,7 +1081,7 @@ def _audio_below(folder:Path,         # a folder about to be replaced or written
     "The first audio file in `folder` or any of its sub-folders, else None."
     seen = 0
     for root, dirs, names in os.walk(folder):
-        hit = next((n for n in names if n.lower().endswith(AUDIO_EXTS)), None)
+        hit = next((n for n in names if n.lower().endswith(RECORDING_EXTS)), None)
         if hit: return Path(root) / hit
         seen += len(dirs) + len(names)
         if seen > limit: return None
@@ -1090,7 +1117,7 @@ FOLDER_KINDS = ('model folder', 'report')
 
 _AUDIO_MAGIC = (b'RIFF', b'RF64', b'fLaC', b'OggS', b'ID3', b'FORM', b'\xff\xfb', b'\xff\xf3', b'\xff\xf2')
 
-_DATA_SUFFIXES = AUDIO_EXTS + ('.csv', '.json', '.parquet', '.pq', '.skops', '.txt')
+_DATA_SUFFIXES = RECORDING_EXTS + ('.csv', '.json', '.parquet', '.pq', '.skops', '.txt')
 
 # %% ../nbs/00_data.ipynb #f2239182
 def _csv_kind(head:bytes) -> str|None:
@@ -1149,7 +1176,7 @@ def output_kind(path:str|Path, # an existing file or folder
         with open(p, 'rb') as f: head = f.read(1 << 16)
     except OSError: return None
     suf = p.suffix.lower()
-    if suf in AUDIO_EXTS or head.startswith(_AUDIO_MAGIC): return 'audio'
+    if suf in RECORDING_EXTS or head.startswith(_AUDIO_MAGIC): return 'audio'
     if not head: return 'empty'
     if suf == '.csv': return _csv_kind(head)
     if suf in ('.parquet', '.pq'): return 'features' if head.startswith(b'PAR1') and _parquet_is_features(p) else None

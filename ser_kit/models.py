@@ -12,16 +12,16 @@ import numpy as np, pandas as pd
 from fastcore.basics import patch
 from .data import (EMOTIONS, AUDIO_EXTS, SerKitError, SettingError, OutputPathError, load_corpus, audio_files,
                           scan_audio, speaker_groups, speaker_folds, leaky_random_folds, shared_speakers, atomic_write,
-                          output_kind)
+                          output_kind, check_output)
 
 # %% auto #0
 __all__ = ['HISTORY_COLUMNS', 'MODEL_FORMAT_VERSION', 'RETRAIN', 'MODEL_TYPES', 'PROTOCOLS', 'ModelFileError', 'UnsafeModelError',
            'CheckpointError', 'ordered_labels', 'per_class_recall', 'uar', 'confusion_frame', 'metrics',
            'plot_confusion', 'per_speaker', 'versions', 'weighted_mean', 'softmax', 'choose_val_speakers',
            'history_frame', 'plot_history', 'sha256_file', 'folder_manifest', 'atomic_folder', 'model_description',
-           'write_description', 'read_description', 'expand_inputs', 'Recognizer', 'speaker_ids', 'clips_per_speaker',
-           'input_speakers', 'decode_clips', 'model_class', 'make_model', 'load_model', 'skew_rows', 'cross_validate',
-           'bench_predict']
+           'description_digest', 'write_description', 'read_description', 'expand_inputs', 'Recognizer', 'speaker_ids',
+           'clips_per_speaker', 'check_clips', 'input_speakers', 'decode_clips', 'model_class', 'make_model',
+           'load_model', 'skew_rows', 'cross_validate', 'bench_predict']
 
 # %% ../nbs/01b_models.ipynb #bc199c0c
 class ModelFileError(SerKitError): "A model file or folder that cannot be used; `str(e)` names file and problem."
@@ -225,7 +225,7 @@ def atomic_folder(dest:str|Path, # the model folder to (re)place
     dest = Path(dest)
     if not _is_replaceable(dest):
         raise OutputPathError(dest, "exists and is not a ser_kit model folder; refusing to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    check_output(dest, 'model folder')    # the CLI's checks for the Python API too: not beside audio, not in a model
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"); tmp.mkdir()
     try:
         yield tmp
@@ -248,11 +248,18 @@ def model_description(rec:'Recognizer',     # the trained model being saved
                 versions=versions(*rec.needs), saved_at=time.strftime('%Y-%m-%dT%H:%M:%S')) | extra
 
 # %% ../nbs/01b_models.ipynb #8e947956
+def description_digest(desc:dict, # a model description, as JSON reads it back
+                      ) -> str:
+    "The SHA-256 of every field of a description but this digest itself, in one canonical JSON form."
+    body = {k: v for k, v in desc.items() if k != 'description_sha256'}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
 def write_description(folder:str|Path, # a complete model folder (inside `atomic_folder`)
                       desc:dict,       # from `model_description`
                      ) -> Path:
-    "Write `ser_kit.json`: the description plus the SHA-256 of every member of the folder."
-    folder = Path(folder); desc = desc | dict(files=folder_manifest(folder))
+    "Write `ser_kit.json`: the description, the SHA-256 of every member of the folder, and the SHA-256 of itself."
+    folder = Path(folder); desc = json.loads(json.dumps(desc | dict(files=folder_manifest(folder)), default=str))
+    desc['description_sha256'] = description_digest(desc)   # an edited label list or setting is found at load
     return atomic_write(folder / 'ser_kit.json', lambda f: Path(f).write_text(json.dumps(desc, indent=1, default=str)))
 
 # %% ../nbs/01b_models.ipynb #288cc18d
@@ -275,6 +282,11 @@ def read_description(folder:str|Path,  # a model folder
         if legacy and desc.get('format_version', 1) == 1: return desc
         raise CheckpointError(f, "no SHA-256 manifest of the members (saved by ser_kit 0.1.0 or edited); "
                                  + RETRAIN.format(kind=model_type))
+    if 'description_sha256' in desc and desc['description_sha256'] != description_digest(desc):
+        raise CheckpointError(f, "edited or corrupted: its fields differ from the SHA-256 it records; "
+                                 + RETRAIN.format(kind=model_type))
+    if not isinstance(v := desc.get('format_version', 1), int) or v > MODEL_FORMAT_VERSION:
+        raise CheckpointError(f, f"format_version {v!r}: saved by a newer ser_kit than this one; upgrade ser_kit")
     for name, digest in (files.items() if isinstance(files, dict) else []):
         p = Path(folder) / name
         if not p.is_file(): raise CheckpointError(p, "missing: the model folder is incomplete")
@@ -311,6 +323,7 @@ class Recognizer:
                  n_jobs:int=-1,      # workers for feature extraction (-1: all cores; small batches run serially)
                  progress:bool=False, # progress bars and training logs
                 ):
+        if isinstance(emotions, str): emotions = [e.strip() for e in emotions.split(',') if e.strip()]   # 'happy,sad'
         self.emotions, self.balance, self.seed = (list(emotions) if emotions else None), balance, seed
         self.n_jobs, self.progress = n_jobs, progress
         self.labels: list[str] = []
@@ -414,6 +427,26 @@ def speaker_ids(speakers:Sequence|None, # a speaker id per item, or None (unknow
 def clips_per_speaker(ids:Sequence) -> np.ndarray:
     "For each item, how many items share its speaker id."
     s = pd.Series(np.asarray(ids, dtype=object)); return s.map(s.value_counts()).to_numpy()
+
+# %% ../nbs/01b_models.ipynb #81105a7d
+def check_clips(clips:Sequence[np.ndarray], # decoded clips: mono float at 16 kHz, one 1-D array each
+               ) -> list[np.ndarray]:
+    "The clips as 1-D float32 arrays; an `AudioError` naming the first one that is not usable audio (`clip 3: ...`)."
+    from ser_kit.data import (MAX_PEAK, EmptyAudioError, CorruptAudioError, AbsurdAudioError, SilentAudioError,
+                              TooShortAudioError)
+    if isinstance(clips, np.ndarray) and clips.ndim == 1:
+        raise SettingError(None, "clips is one array: give a list of clips, e.g. [y]")
+    out = []
+    for i, y in enumerate(clips):
+        y, name = np.asarray(y, dtype=np.float32), f"clip {i}"
+        if y.ndim != 1: raise CorruptAudioError(name, f"shape {y.shape}: a clip is mono, one dimension")
+        if y.size < 800: raise (TooShortAudioError if y.size else EmptyAudioError)(name, f"{y.size} samples, < 0.05 s")
+        top = float(np.abs(y).max())
+        if not np.isfinite(top): raise CorruptAudioError(name, "samples contain NaN or infinity")
+        if top > MAX_PEAK: raise AbsurdAudioError(name, f"absurd sample values (peak {top:.3g}; audio lies within ±1)")
+        if top <= 1e-3: raise SilentAudioError(name, f"all silent (peak {20 * np.log10(top + 1e-12):.0f} dBFS)")
+        out.append(y)
+    return out
 
 # %% ../nbs/01b_models.ipynb #085b8021
 def input_speakers(inputs:list,          # the inputs as given: files, missing paths, folders
@@ -568,8 +601,12 @@ def load_model(path:str|Path, # a `.skops` file (classical) or a model folder wi
         try: kind = json.loads(meta.read_text())['model_type']
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise ModelFileError(meta, f"unreadable model description ({type(e).__name__}: {e})") from None
-        if kind not in MODEL_TYPES: raise ModelFileError(meta, f"unknown model type {kind!r}")
-        return model_class(kind).load(path)
+        if not isinstance(kind, str) or kind not in MODEL_TYPES:
+            raise ModelFileError(meta, f"unknown model type {kind!r}")
+        try: return model_class(kind).load(path)
+        except SerKitError: raise
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError, RuntimeError) as e:   # a bad field
+            raise ModelFileError(meta, f"a damaged model description ({type(e).__name__}: {e})") from None
     if not path.exists(): raise ModelFileError(path, "no such model file or folder")
     return model_class('classical').load(path)
 
@@ -636,7 +673,7 @@ def _fold_notes(per_fold:list) -> list[str]:
                                                        f"{', '.join(f['untested'])}; its UAR is over the other classes")
     return notes
 
-# %% ../nbs/01b_models.ipynb #abc78390
+# %% ../nbs/01b_models.ipynb #a93a25a8
 def _left_out(k:int, test:pd.DataFrame, why:str) -> dict:
     "The summary of fold `k` when it cannot be run (its training speakers hold fewer than two emotions)."
     return dict(fold=k, uar=float('nan'), wa=float('nan'), n_test=0, test_speakers=sorted(map(str, set(test['speaker']))),

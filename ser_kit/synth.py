@@ -520,7 +520,7 @@ def make_demo_corpus(dest: str | Path | None = None,  # target folder; None = a 
         raise OutputPathError(dest, 'is not empty and is not a demo corpus; choose another folder')
     if dest.exists() and (dest / '.complete').exists() and not overwrite:
         raise OutputPathError(dest, 'holds a demo corpus with other settings; choose another folder '
-                                     '(or rebuild it: overwrite=True)')
+                                     '(or remove it to rebuild it)')
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.tmp-', dir=dest.parent))
     try:

@@ -15,7 +15,7 @@ from .data import (
     get_corpus, EMOTIONS, KAGGLE_INPUT, SettingError, atomic_write, refuse_inside, check_output)
 from .models import (
     Recognizer, uar, CheckpointError, ModelFileError, choose_val_speakers, atomic_folder, model_description,
-    write_description, read_description, RETRAIN, plot_history, history_frame, HISTORY_COLUMNS)
+    write_description, read_description, RETRAIN, plot_history, history_frame, HISTORY_COLUMNS, check_clips)
 from .features import content_hash, CacheWarning
 
 # %% auto #0
@@ -601,7 +601,7 @@ def _check_recipe(epochs, batch_size, lr, val_fraction, mixed_precision):
         raise SettingError(None, f"epochs must be at least 1, not {epochs}")
     if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
         raise SettingError(None, f"batch_size must be at least 1, not {batch_size}")
-    if not lr > 0: raise SettingError(None, f"lr must be greater than 0, not {lr}")
+    if not 0 < lr < np.inf: raise SettingError(None, f"lr must be a finite number above 0, not {lr}")
     if not 0 <= val_fraction < 1: raise SettingError(None, f"val_fraction must be in [0, 1), not {val_fraction}")
     if mixed_precision not in ('auto', 'no', 'fp16', 'bf16'):
         raise SettingError(None, f"mixed_precision must be 'auto', 'no', 'fp16' or 'bf16', not {mixed_precision!r}")
@@ -705,6 +705,7 @@ def predict_proba_audio(self:Wav2Vec2Recognizer, clips:list, # decoded clips (mo
                        ) -> np.ndarray:
     "Class probabilities [n, n_classes] of decoded clips, cut to the recipe's window."
     self._check_fitted(); n, k = int(round(self.sr * self.duration)), int(round(self.sr * self.offset))
+    clips = check_clips(clips)                                       # bad audio refused, as from a file
     X = (
         np.stack([pad_crop(y[k:] if len(y) > k else y, n, mode='start') for y in clips])
         if len(clips)

@@ -5,7 +5,8 @@ import numpy as np, pandas as pd, pytest, soundfile as sf, torch
 import ser_kit.cnn
 from ser_kit.cnn import *
 from ser_kit.data import SettingError
-from ser_kit.models import CheckpointError, load_model, sha256_file, folder_manifest, HISTORY_COLUMNS
+from ser_kit.models import (CheckpointError, load_model, sha256_file, folder_manifest, HISTORY_COLUMNS,
+                            description_digest)
 
 torch.set_num_threads(1)
 SMALL = dict(channels=(16, 16), dropout=0.0)
@@ -214,7 +215,7 @@ def test_prosody_rows_train_save_and_load(trained, tiny_corpus, tmp_path):
     paths = list(tiny_corpus.path)
     np.testing.assert_array_equal(rec2.predict_proba_batch(paths)[0], rec.predict_proba_batch(paths)[0])
     d = _copy(trained[1], tmp_path, 'before')                      # a folder saved before the setting existed
-    cfg = json.loads((d / 'ser_kit.json').read_text()); cfg['features'].pop('prosody')
+    cfg = json.loads((d / 'ser_kit.json').read_text()); cfg['features'].pop('prosody'); cfg.pop('description_sha256')
     (d / 'ser_kit.json').write_text(json.dumps(cfg))
     assert load_model(d).features['prosody'] is False
 
@@ -240,7 +241,8 @@ def test_damaged_checkpoint_refused(trained, tmp_path, damage, file, msg):
 def _edit(d, **changes):
     "Change fields of ser_kit.json; a change to None deletes the field."
     cfg = json.loads((d / 'ser_kit.json').read_text()) | changes
-    (d / 'ser_kit.json').write_text(json.dumps({k: v for k, v in cfg.items() if v is not None}))
+    cfg = {k: v for k, v in cfg.items() if v is not None}; cfg['description_sha256'] = description_digest(cfg)
+    (d / 'ser_kit.json').write_text(json.dumps(cfg))
 
 
 def _rewrite(d, tensors=None, **cfg_changes):
@@ -423,7 +425,7 @@ def test_adaptive_cnn_without_band_means_is_refused(adaptive, tmp_path):
     import json, shutil
     _, folder = adaptive; bad = tmp_path / 'm'; shutil.copytree(folder, bad)
     d = json.loads((bad / 'ser_kit.json').read_text()); d.pop('band_mean')
-    (bad / 'ser_kit.json').write_text(json.dumps(d))
+    d['description_sha256'] = description_digest(d); (bad / 'ser_kit.json').write_text(json.dumps(d))   # re-sealed
     with pytest.raises(CheckpointError): CNNRecognizer.load(bad)       # the manifest no longer matches, or no band_mean
 
 
@@ -469,7 +471,7 @@ def test_damaged_head_is_refused(trained, tmp_path, damage):
         h['coef'] = [r[:-1] for r in h['coef']]
         for k in ('mu_', 'tau2_', 'sd_', 's2w_'): h['norm'][k] = h['norm'][k][:-1]
         h['norm']['M_'] = [r[:-1] for r in h['norm']['M_']]
-    (bad / 'ser_kit.json').write_text(json.dumps(d))
+    d['description_sha256'] = description_digest(d); (bad / 'ser_kit.json').write_text(json.dumps(d))   # re-sealed
     with pytest.raises(CheckpointError): CNNRecognizer.load(bad)
 
 

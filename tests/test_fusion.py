@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest, soundfile as sf, torch
 from ser_kit.fusion import *
 from ser_kit.data import SettingError
-from ser_kit.models import CheckpointError, load_model, make_model, folder_manifest, sha256_file
+from ser_kit.models import CheckpointError, load_model, make_model, folder_manifest, sha256_file, description_digest
 
 torch.set_num_threads(1)
 FEAT = dict(seconds=1.0, crop=0.6)
@@ -230,7 +230,8 @@ def _copy(folder, tmp_path, name='copy'):
 def _edit(d, **changes):
     "Change fields of ser_kit.json; a change to None deletes the field."
     cfg = json.loads((d / 'ser_kit.json').read_text()) | changes
-    (d / 'ser_kit.json').write_text(json.dumps({k: v for k, v in cfg.items() if v is not None}))
+    cfg = {k: v for k, v in cfg.items() if v is not None}; cfg['description_sha256'] = description_digest(cfg)
+    (d / 'ser_kit.json').write_text(json.dumps(cfg))
 
 
 @pytest.mark.parametrize('member', ['classical.skops', 'cnn/model.safetensors', 'cnn/ser_kit.json'])

@@ -8,7 +8,7 @@ import torch
 torch.set_num_threads(1)
 import ser_kit.wav2vec2 as w
 from ser_kit.data import SettingError
-from ser_kit.models import ModelFileError, CheckpointError, HISTORY_COLUMNS, load_model, make_model
+from ser_kit.models import ModelFileError, CheckpointError, HISTORY_COLUMNS, load_model, make_model, description_digest
 
 FIXTURE = Path(__file__).parent / 'fixtures' / 'v0.1.0' / 'wav2vec2'
 
@@ -113,7 +113,8 @@ def test_training_loop_reduces_loss_on_a_tiny_batch():
 
 def test_settings_are_checked_and_named_like_every_model_type():
     for bad, msg in ((dict(epochs=0), 'epochs must be at least 1'), (dict(batch_size=0), 'batch_size must be at least 1'),
-                     (dict(lr=0.0), 'lr must be greater than 0'), (dict(lr=-1e-5), 'lr must be greater than 0'),
+                     (dict(lr=0.0), 'lr must be a finite number above 0'), (dict(lr=float('inf')), 'finite number'),
+                     (dict(lr=-1e-5), 'lr must be a finite number above 0'),
                      (dict(val_fraction=1.0), 'val_fraction')):
         with pytest.raises(SettingError, match=msg): w.Wav2Vec2Recognizer(w.TINY, **bad)
     with pytest.raises(SettingError, match='epochs must be at least 1'): make_model('wav2vec2', checkpoint='tiny', epochs=0)
@@ -197,6 +198,7 @@ def test_nan_weights_are_refused(saved, tiny_corpus, tmp_path):
 def test_label_list_must_match_the_classifier(saved, tmp_path):
     d = copy_of(saved[1], tmp_path, 'labels')
     meta = json.loads((d / 'ser_kit.json').read_text()); meta['labels'] = ['sad', 'angry', 'happy']
+    meta['description_sha256'] = description_digest(meta)     # re-sealed: the label check itself still holds
     (d / 'ser_kit.json').write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r'ser_kit\.json: 3 labels but the classifier has 2 outputs'):
         w.Wav2Vec2Recognizer.load(d)
