@@ -24,12 +24,12 @@ __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_E
            'load_corpus', 'speaker_from_name', 'speaker_from_folder', 'find_speakers', 'find_data', 'get_corpus',
            'AudioError', 'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError', 'SilentAudioError',
            'TooShortAudioError', 'TooLongAudioError', 'UnreadableAudioError', 'AbsurdAudioError', 'wav_truncation',
-           'load_audio', 'cache_dir', 'writable_cache_dir', 'atomic_write', 'InputPlaces', 'input_folders',
-           'refuse_inside', 'output_kind', 'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW',
-           'SYLLABLES', 'CONSONANTS', 'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe',
-           'recipe_table', 'actor_rng', 'actor_style', 'actor_voice', 'personal_recipe', 'syllable_plan',
-           'pitch_contour', 'glottal_source', 'pulse_table', 'formant_ba', 'band_ba', 'voicing_envelope',
-           'vowel_targets', 'formant_filter', 'consonant_noise', 'voiced_sound', 'synth_utterance',
+           'load_audio', 'cache_dir', 'writable_cache_dir', 'atomic_write', 'usual_permissions', 'InputPlaces',
+           'input_folders', 'refuse_inside', 'output_kind', 'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS',
+           'FORMANT_BW', 'SYLLABLES', 'CONSONANTS', 'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES',
+           'scale_recipe', 'recipe_table', 'actor_rng', 'actor_style', 'actor_voice', 'personal_recipe',
+           'syllable_plan', 'pitch_contour', 'glottal_source', 'pulse_table', 'formant_ba', 'band_ba',
+           'voicing_envelope', 'vowel_targets', 'formant_filter', 'consonant_noise', 'voiced_sound', 'synth_utterance',
            'place_in_recording', 'ravdess_codes', 'ravdess_name', 'synth_file', 'write_actor', 'demo_settings',
            'make_demo_corpus']
 
@@ -768,7 +768,7 @@ def _one_speaker(path:str, how:str, known:dict) -> tuple[str|None, str, str|None
     folder = speaker_from_folder(path) if how in ('auto', 'folder') else None
     return (folder, 'folder', 'folder') if folder else (None, 'none', None)
 
-# %% ../nbs/00_data.ipynb #b19c5f50
+# %% ../nbs/00_data.ipynb #49526393
 def _folder_tails(dirs:Sequence[str]) -> dict[str, str]:
     "Each folder's shortest path tail that no other folder of `dirs` shares ('alice/rec', 'bob/rec')."
     for k in range(1, max(len(Path(d).parts) for d in dirs) + 1):
@@ -909,11 +909,24 @@ def _check_length(path, seconds:float, offset:float, duration:float|None, limit:
         raise TooLongAudioError(path, f"too long: {want:.0f} s to decode, more than the {limit:.0f} s limit "
                                       "(cut the file, or raise $SER_KIT_MAX_SECONDS)")
 
+# %% ../nbs/00_data.ipynb #d8cbc8ae
+import contextlib
+
+@contextlib.contextmanager
+def _c_stderr_quiet(on:bool): # whether to silence (MP3: libmpg123 prints its resync notes to the process' stderr)
+    "Silence what C libraries print on file descriptor 2 for the block (a bad file is reported once, by ser_kit)."
+    if not on: yield; return
+    sys.stderr.flush(); saved = os.dup(2)
+    try:
+        with open(os.devnull, 'w') as null: os.dup2(null.fileno(), 2)
+        yield
+    finally: os.dup2(saved, 2); os.close(saved)
+
 # %% ../nbs/00_data.ipynb #718d87d8
 def _decode(path:Path, offset:float, duration:float|None, max_seconds:float=MAX_SECONDS) -> tuple[np.ndarray, int]:
     "Decode a slice of a file to float32 (frames, channels) with libsndfile, turning its errors into `AudioError`s."
     try:
-        with sf.SoundFile(os.fsencode(path)) as f:   # bytes: any file name the system allows, UTF-8 or not
+        with _c_stderr_quiet(path.suffix.lower() == '.mp3'), sf.SoundFile(os.fsencode(path)) as f:   # bytes: any name
             sr0 = f.samplerate
             _check_length(path, f.frames / sr0, offset, duration, max_seconds)
             start = int(round(offset * sr0))
@@ -923,7 +936,9 @@ def _decode(path:Path, offset:float, duration:float|None, max_seconds:float=MAX_
                 y = f.read(n, dtype='int16', always_2d=True).astype(np.float32); y *= np.float32(1/32768)
             else: y = f.read(n, dtype='float32', always_2d=True)
     except AudioError: raise
-    except sf.LibsndfileError as e: raise CorruptAudioError(path, f"not decodable audio ({e.error_string})") from None
+    except sf.LibsndfileError as e:   # 'File does not exist...' is what libsndfile says of a format it cannot tell
+        why = 'an unknown format or a damaged header' if 'does not exist' in e.error_string else e.error_string
+        raise CorruptAudioError(path, f"not decodable audio ({why})") from None
     except (RuntimeError, ValueError) as e: raise CorruptAudioError(path, f"not decodable audio ({e})") from None
     return y, sr0
 
@@ -1034,6 +1049,14 @@ def atomic_write(dest:str|Path,  # the file to (re)place
     finally:
         if tmp.exists(): tmp.unlink()
     return dest
+
+# %% ../nbs/00_data.ipynb #e67dffd1
+def usual_permissions(root:Path) -> Path:
+    "Give a folder made through a private temporary (0700, or 0600 files) the permissions of any new file (the umask)."
+    mask = os.umask(0); os.umask(mask)
+    for p in [root, *root.rglob('*')]:
+        if not p.is_symlink(): os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+    return root
 
 # %% ../nbs/00_data.ipynb #19b4fae6
 def _manifest_paths(csv:Path) -> list[str]:

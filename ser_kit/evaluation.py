@@ -260,7 +260,8 @@ def adaptation_note(r:dict, # a `cross_validate` result
                    ) -> str:
     "How the result's model adapted to its test speakers, e.g. 'speaker-adaptive (em), 12-60 clips per speaker'."
     a, c = r.get('adaptation', 'none'), r.get('clips_per_speaker')
-    note = a if a == 'none' or not c else f"{a}, {c['min']}-{c['max']} clips per speaker"
+    n = None if not c else c['min'] if c['min'] == c['max'] else f"{c['min']}-{c['max']}"   # '16', not '16-16'
+    note = a if a == 'none' or not c else f"{a}, {n} clips per speaker"
     return note + (f"; each test speaker keeps {r['skew']} emotions" if r.get('skew') else '')
 
 # %% ../nbs/05_evaluation.ipynb #e179c777

@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 from fastcore.basics import patch
 from .data import (EMOTIONS, AUDIO_EXTS, SerKitError, SettingError, OutputPathError, load_corpus, audio_files,
                           scan_audio, speaker_groups, speaker_folds, leaky_random_folds, shared_speakers, atomic_write,
-                          output_kind, check_output)
+                          output_kind, check_output, usual_permissions)
 
 # %% auto #0
 __all__ = ['HISTORY_COLUMNS', 'MODEL_FORMAT_VERSION', 'RETRAIN', 'MODEL_TYPES', 'PROTOCOLS', 'ModelFileError', 'UnsafeModelError',
@@ -231,7 +231,7 @@ def atomic_folder(dest:str|Path, # the model folder to (re)place
         yield tmp
         old = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
         if dest.exists(): os.replace(dest, old)
-        os.replace(tmp, dest)
+        os.replace(usual_permissions(tmp), dest)   # safetensors writes 0600: the model reads as any new file
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -603,6 +603,7 @@ def load_model(path:str|Path, # a `.skops` file (classical) or a model folder wi
             raise ModelFileError(meta, f"unreadable model description ({type(e).__name__}: {e})") from None
         if not isinstance(kind, str) or kind not in MODEL_TYPES:
             raise ModelFileError(meta, f"unknown model type {kind!r}")
+        if kind == 'classical': raise ModelFileError(path, "a folder; a classical model is one .skops file")
         try: return model_class(kind).load(path)
         except SerKitError: raise
         except (TypeError, AttributeError, KeyError, IndexError, ValueError, RuntimeError) as e:   # a bad field

@@ -522,14 +522,15 @@ def make_demo_corpus(dest: str | Path | None = None,  # target folder; None = a 
         raise OutputPathError(dest, 'holds a demo corpus with other settings; choose another folder '
                                      '(or remove it to rebuild it)')
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.tmp-', dir=dest.parent))
+    try: tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.tmp-', dir=dest.parent))
+    except OSError as e: raise OutputPathError(dest, f"cannot write in its folder ({e.strerror or e})") from None
     try:
         from joblib import Parallel, delayed
         import ser_kit.synth as lib  # workers import the installed library (a notebook's functions cannot be sent)
         write = write_actor if n_jobs == 1 else lib.write_actor
         Parallel(n_jobs=n_jobs)(delayed(write)(tmp, seed, a, sr) for a in range(1, n_actors + 1))
         (tmp / '.complete').write_text(json.dumps(settings))  # only after every file is written
-        _swap_in(tmp, dest)
+        _swap_in(usual_permissions(tmp), dest)   # a private temporary made public as any new folder
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return dest
@@ -551,4 +552,5 @@ def _swap_in(tmp: Path,  # freshly built folder
 
 
 # %% ../nbs/90_demo_corpus.ipynb #c7f66caa
-from .data import RAVDESS_EMOTIONS, RAVDESS_STATEMENTS, SettingError, OutputPathError, writable_cache_dir
+from .data import (RAVDESS_EMOTIONS, RAVDESS_STATEMENTS, SettingError, OutputPathError, writable_cache_dir,
+                          usual_permissions)

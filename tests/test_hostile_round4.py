@@ -3,7 +3,7 @@ few clips of an emotion, no microphone, and an output inside a model folder each
 import json
 from pathlib import Path
 import pandas as pd, pytest
-from test_hostile_cli import run, last_error   # `ser-kit` run in this process, and the one-line error check
+from test_hostile_cli import run, last_error, demo2   # `ser-kit` in this process, the one-line error, a 2-actor demo
 from test_hostile_outputs import _clips        # RAVDESS-named voiced clips, quick to make
 
 
@@ -79,3 +79,130 @@ def test_nothing_is_written_into_a_model_folder(data, tmp_path):
     r = run('evaluate', data[0], '--folds', 3, '--out', folder / 'report', *QUICK)
     last_error(r, 'inside the ser_kit model folder')
     assert sorted(p.name for p in folder.iterdir()) == ['ser_kit.json']
+
+
+# ---- from the fourth hostile round ---------------------------------------------------------------------------------
+@pytest.mark.parametrize('cmd', [('corpus',), ('train', '-o', '{t}/m.skops'), ('evaluate',)])
+def test_an_empty_input_name_is_not_the_current_folder(data, tmp_path, cmd):
+    r = run(*[c.format(t=tmp_path) for c in cmd], '')
+    assert r.returncode == 2 and 'empty name' in r.stderr and 'Traceback' not in r.stderr, r
+    assert not (tmp_path / 'm.skops').exists()
+
+
+@pytest.fixture(scope='module')
+def model(data, tmp_path_factory):
+    m = tmp_path_factory.mktemp('h4m') / 'm.skops'
+    assert run('train', data[0], '-o', m, *QUICK).returncode == 0
+    return m
+
+
+def test_predict_with_an_empty_input_is_refused(model):
+    assert 'empty name' in run('predict', model, '').stderr
+
+
+def test_recordings_ser_kit_cannot_read_are_still_protected(data, tmp_path):
+    mine = tmp_path / 'phone'; mine.mkdir(); (mine / 'call.m4a').write_bytes(b'\x00\x00\x00\x20ftypM4A ')
+    last_error(run('train', data[0], '-o', mine / 'm.skops', *QUICK), 'holds audio')
+    assert sorted(p.name for p in mine.iterdir()) == ['call.m4a']
+
+
+def test_an_earlier_search_folder_that_now_holds_audio_is_not_written_into(data, tmp_path):
+    out = tmp_path / 'search'
+    assert run('search', data[0], '--estimators', 'logreg', '--folds', 2, '--out', out, '-j', 1).returncode == 0
+    (out / 'take.wav').write_bytes((next(data[0].rglob('*.wav'))).read_bytes())
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    last_error(run('search', data[0], '--estimators', 'logreg', '--folds', 2, '--out', out, '-j', 1), 'holds audio')
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_a_line_break_in_a_file_name_cannot_fake_a_line(data, model, tmp_path):
+    d = tmp_path / 'nl'; d.mkdir()
+    clip = next(data[0].rglob('*.wav')).read_bytes()
+    (d / 'good.wav').write_bytes(clip); (d / 'bad\nser-kit: error: fake.wav').write_bytes(clip)
+    r = run('predict', model, d)
+    assert r.returncode == 0, r.stderr
+    assert not any(l.startswith('ser-kit: error: fake') for l in r.stderr.splitlines()), r.stderr
+    assert 'bad\\nser-kit' in r.stderr and 'control character' in r.stderr
+    assert len(r.stdout.strip().splitlines()) == 1 and 'good.wav' in r.stdout
+
+
+def test_two_rec_folders_are_two_speakers(data, model, tmp_path):
+    clips = sorted(data[0].rglob('*.wav'))
+    for who, src in (('alice', clips[:3]), ('bob', clips[-3:])):
+        (tmp_path / who / 'rec').mkdir(parents=True)
+        for i, c in enumerate(src): (tmp_path / who / 'rec' / f'take{i}.wav').write_bytes(c.read_bytes())
+    r = run('predict', model, tmp_path / 'alice' / 'rec', tmp_path / 'bob' / 'rec', '--csv', tmp_path / 'p.csv')
+    assert r.returncode == 0, r.stderr
+    p = pd.read_csv(tmp_path / 'p.csv')
+    assert sorted(set(p.speaker)) == ['alice/rec', 'bob/rec'] and set(p.speaker_clips) == {3}
+
+
+def test_an_edited_model_description_is_refused(demo2, data, tmp_path):
+    out = tmp_path / 'dims'
+    assert run('train', demo2, '--task', 'dimensions', '-o', out, '-j', 1).returncode == 0
+    d = json.loads((out / 'ser_kit.json').read_text()); assert d['description_sha256']
+    (out / 'ser_kit.json').write_text(json.dumps(d | dict(labels=list(reversed(d['labels'])))))
+    last_error(run('predict', out, data[0]), 'ser_kit.json', 'edited or corrupted')
+    (out / 'ser_kit.json').write_text(json.dumps(d | dict(model_type=['cnn'])))
+    last_error(run('predict', out, data[0]), 'ser_kit.json', 'unknown model type')
+
+
+def test_decoded_clips_are_checked_like_files(model):
+    import numpy as np
+    from ser_kit.models import load_model
+    from ser_kit.data import AudioError
+    rec = load_model(model); tone = (0.1 * np.sin(np.arange(16000) / 8)).astype('f4')
+    assert rec.predict_proba_audio([tone]).shape == (1, len(rec.labels))
+    for bad, msg in ((np.full(16000, np.nan, 'f4'), 'NaN'), (np.zeros(16000, 'f4'), 'silent'),
+                     (np.zeros(0, 'f4'), '0 samples'), (np.stack([tone, tone], 1), 'mono')):
+        with pytest.raises(AudioError, match=msg): rec.predict_proba_audio([tone, bad])
+
+
+def test_the_api_save_checks_its_output_like_the_cli(model, data, tmp_path):
+    from ser_kit.models import load_model
+    from ser_kit.data import OutputPathError
+    rec = load_model(model)
+    (tmp_path / 'notes.skops').write_text('my notes')
+    for bad, msg in ((tmp_path / 'notes.skops', 'not a ser_kit model'), (tmp_path / 'm.txt', 'must end in .skops'),
+                     (next(data[0].rglob('*.wav')).parent / 'm.skops', 'holds audio')):
+        with pytest.raises(OutputPathError, match=msg): rec.save(bad)
+    assert (tmp_path / 'notes.skops').read_text() == 'my notes' and not (tmp_path / 'm.txt').exists()
+
+
+def test_options_read_as_a_user_means_them(data, tmp_path):
+    r = run('train', data[0], '-o', tmp_path / 'z.skops', '--adapt', 'Z', '--speeds', 'none', '-j', 1)
+    assert r.returncode == 0, r.stderr
+    r = run('train', data[0], '-o', tmp_path / 'c', '--model', 'cnn', '--lr', 'inf')
+    assert r.returncode == 2 and 'finite number above 0' in r.stderr
+
+
+def test_a_bad_mp3_is_one_line_with_a_true_reason(model, tmp_path, capfd):
+    f = tmp_path / 'x.mp3'; f.write_bytes(b'ID3' + b'\0' * 100)
+    r = run('predict', model, f)
+    line = last_error(r, 'x.mp3', 'not decodable audio')
+    assert 'does not exist' not in line
+    assert capfd.readouterr().err == ''                      # nothing from the C decoder on the process' stderr
+
+
+def test_saved_model_folders_and_demo_corpora_read_as_any_new_file(demo2, tmp_path):
+    import os, stat
+    from ser_kit.data import make_demo_corpus
+    mask = os.umask(0o022)
+    try:
+        out = tmp_path / 'dims'
+        assert run('train', demo2, '--task', 'dimensions', '-o', out, '-j', 1).returncode == 0
+        d = make_demo_corpus(tmp_path / 'demo', n_actors=1, n_jobs=1)
+    finally: os.umask(mask)
+    for p in [out, *out.rglob('*'), d]:
+        assert stat.S_IMODE(p.stat().st_mode) == (0o755 if p.is_dir() else 0o644), p
+
+
+def test_a_folder_holding_a_classical_description_says_what_a_classical_model_is(tmp_path):
+    (tmp_path / 'cls').mkdir(); (tmp_path / 'cls' / 'ser_kit.json').write_text('{"model_type": "classical"}')
+    last_error(run('predict', tmp_path / 'cls', tmp_path), 'one .skops file')
+
+
+def test_equal_clip_counts_read_as_one_number():
+    from ser_kit.evaluation import adaptation_note
+    assert adaptation_note(dict(adaptation='em', clips_per_speaker=dict(min=16, max=16))) == 'em, 16 clips per speaker'
+    assert adaptation_note(dict(adaptation='em', clips_per_speaker=dict(min=2, max=16))) == 'em, 2-16 clips per speaker'
