@@ -909,7 +909,7 @@ def _check_length(path, seconds:float, offset:float, duration:float|None, limit:
         raise TooLongAudioError(path, f"too long: {want:.0f} s to decode, more than the {limit:.0f} s limit "
                                       "(cut the file, or raise $SER_KIT_MAX_SECONDS)")
 
-# %% ../nbs/00_data.ipynb #d8cbc8ae
+# %% ../nbs/00_data.ipynb #9661c3c6
 import contextlib
 
 @contextlib.contextmanager
@@ -1050,7 +1050,7 @@ def atomic_write(dest:str|Path,  # the file to (re)place
         if tmp.exists(): tmp.unlink()
     return dest
 
-# %% ../nbs/00_data.ipynb #e67dffd1
+# %% ../nbs/00_data.ipynb #e9508d31
 def usual_permissions(root:Path) -> Path:
     "Give a folder made through a private temporary (0700, or 0600 files) the permissions of any new file (the umask)."
     mask = os.umask(0); os.umask(mask)

@@ -520,7 +520,7 @@ def make_demo_corpus(dest: str | Path | None = None,  # target folder; None = a 
         raise OutputPathError(dest, 'is not empty and is not a demo corpus; choose another folder')
     if dest.exists() and (dest / '.complete').exists() and not overwrite:
         raise OutputPathError(dest, 'holds a demo corpus with other settings; choose another folder '
-                                     '(or remove it to rebuild it)')
+                                     '(or remove it; in Python, overwrite=True rebuilds it)')
     dest.parent.mkdir(parents=True, exist_ok=True)
     try: tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.tmp-', dir=dest.parent))
     except OSError as e: raise OutputPathError(dest, f"cannot write in its folder ({e.strerror or e})") from None
