@@ -915,8 +915,11 @@ import contextlib
 @contextlib.contextmanager
 def _c_stderr_quiet(on:bool): # whether to silence (MP3: libmpg123 prints its resync notes to the process' stderr)
     "Silence what C libraries print on file descriptor 2 for the block (a bad file is reported once, by ser_kit)."
-    if not on: yield; return
-    sys.stderr.flush(); saved = os.dup(2)
+    try: sys.stderr.flush()
+    except (OSError, ValueError, AttributeError): pass               # stderr closed or replaced: nothing to flush
+    try: saved = os.dup(2) if on else None
+    except OSError: saved = None                                     # no descriptor 2 (pythonw): nothing to silence
+    if saved is None: yield; return
     try:
         with open(os.devnull, 'w') as null: os.dup2(null.fileno(), 2)
         yield
