@@ -11,7 +11,8 @@ import numpy as np, pandas as pd
 from .data import _utf8_name, _name_problem, _read_csv, _blank, _audio_below, ManifestError, listed_paths
 from .data import (SerKitError, SettingError, OutputPathError, load_corpus, check_audio, format_summary,
                           refuse_inside, make_demo_corpus, find_speakers, check_output, output_kind, scan_audio,
-                          atomic_write, printable_path, speaker_groups, speaker_folds, input_folders, load_audio)
+                          atomic_write, printable_path, speaker_groups, speaker_folds, input_folders, load_audio,
+                          MADE_FOR_OUTPUT, remove_made_folders)
 from .features import get_featureset, extract_features, bench_features, voice_problem, SR
 from .models import (load_model, make_model, cross_validate, bench_predict, expand_inputs, Recognizer,
                             model_class, versions, sha256_file, ModelFileError)
@@ -976,14 +977,17 @@ def main(argv:list[str]|None=None, # the arguments (default: the command line)
     shown, stdout = warnings.formatwarning, sys.stdout
     if not _debugging(args): warnings.formatwarning = _warning_line   # a warning is one line too, never source code
     sys.stdout = PipeSafe(stdout)                   # `ser-kit ... | head`: the command still writes its files
-    try: rc = args.func(args)
+    MADE_FOR_OUTPUT.clear(); done = False
+    try: rc = args.func(args); done = True
     except KeyboardInterrupt:                       # Ctrl-C: what was written is whole (saves are atomic)
         if _debugging(args): raise
         print("ser-kit: interrupted", file=sys.stderr); return 130
     except USER_ERRORS as e:
         if _debugging(args): raise
         print(f"ser-kit: error: {error_line(e)}", file=sys.stderr); return 2
-    finally: warnings.formatwarning, sys.stdout = shown, stdout
+    finally:
+        warnings.formatwarning, sys.stdout = shown, stdout
+        if not done: remove_made_folders()          # a failed command leaves no empty folders made for its outputs
     if argv is None: import gc; gc.freeze()   # a command ends here: exit need not sweep every object (~0.05 s)
     return rc if isinstance(rc, int) and not isinstance(rc, bool) else 0
 

@@ -15,23 +15,23 @@ __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_E
            'EMOBOX_RAVDESS_FOLDS', 'MANIFEST_COLUMNS', 'EMODB_EMOTIONS', 'EMODB_MALE_SPEAKERS', 'TESS_EMOTIONS',
            'CREMAD_EMOTIONS', 'CREMAD_LEVELS', 'SAVEE_EMOTIONS', 'EMOTION_ALIASES', 'AUDIO_EXTS', 'RECORDING_EXTS',
            'LOADERS', 'NAMED_CORPORA', 'SPEAKER_FROM', 'KAGGLE_INPUT', 'MAX_SECONDS', 'MAX_PEAK', 'OUTPUT_KINDS',
-           'FOLDER_KINDS', 'corpus_summary', 'format_summary', 'check_audio', 'parse_ravdess', 'trim_silence',
-           'pad_crop', 'interactive_frontend', 'plot_waveform', 'filter_manifest', 'corpus_browser', 'speaker_groups',
-           'speaker_folds', 'emobox_folds', 'leaky_random_split', 'leaky_random_folds', 'shared_speakers',
-           'SerKitError', 'SettingError', 'OutputPathError', 'BadFilenameError', 'emotion_mapping_table',
-           'printable_path', 'scan_audio', 'audio_files', 'load_ravdess', 'load_emodb', 'load_tess', 'load_cremad',
-           'load_savee', 'load_custom', 'detect_corpus', 'ManifestError', 'listed_paths', 'read_manifest',
-           'load_corpus', 'speaker_from_name', 'speaker_from_folder', 'find_speakers', 'find_data', 'get_corpus',
-           'AudioError', 'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError', 'SilentAudioError',
-           'TooShortAudioError', 'TooLongAudioError', 'UnreadableAudioError', 'AbsurdAudioError', 'wav_truncation',
-           'load_audio', 'cache_dir', 'writable_cache_dir', 'atomic_write', 'usual_permissions', 'InputPlaces',
-           'input_folders', 'refuse_inside', 'output_kind', 'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS',
-           'FORMANT_BW', 'SYLLABLES', 'CONSONANTS', 'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES',
-           'scale_recipe', 'recipe_table', 'actor_rng', 'actor_style', 'actor_voice', 'personal_recipe',
-           'syllable_plan', 'pitch_contour', 'glottal_source', 'pulse_table', 'formant_ba', 'band_ba',
-           'voicing_envelope', 'vowel_targets', 'formant_filter', 'consonant_noise', 'voiced_sound', 'synth_utterance',
-           'place_in_recording', 'ravdess_codes', 'ravdess_name', 'synth_file', 'write_actor', 'demo_settings',
-           'make_demo_corpus']
+           'FOLDER_KINDS', 'MADE_FOR_OUTPUT', 'corpus_summary', 'format_summary', 'check_audio', 'parse_ravdess',
+           'trim_silence', 'pad_crop', 'interactive_frontend', 'plot_waveform', 'filter_manifest', 'corpus_browser',
+           'speaker_groups', 'speaker_folds', 'emobox_folds', 'leaky_random_split', 'leaky_random_folds',
+           'shared_speakers', 'SerKitError', 'SettingError', 'OutputPathError', 'BadFilenameError',
+           'emotion_mapping_table', 'printable_path', 'scan_audio', 'audio_files', 'load_ravdess', 'load_emodb',
+           'load_tess', 'load_cremad', 'load_savee', 'load_custom', 'detect_corpus', 'ManifestError', 'listed_paths',
+           'read_manifest', 'load_corpus', 'speaker_from_name', 'speaker_from_folder', 'find_speakers', 'find_data',
+           'get_corpus', 'AudioError', 'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError',
+           'SilentAudioError', 'TooShortAudioError', 'TooLongAudioError', 'UnreadableAudioError', 'AbsurdAudioError',
+           'wav_truncation', 'load_audio', 'cache_dir', 'writable_cache_dir', 'atomic_write', 'usual_permissions',
+           'InputPlaces', 'input_folders', 'refuse_inside', 'output_kind', 'remove_made_folders', 'check_output',
+           'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES', 'CONSONANTS', 'RECIPE_COLUMNS',
+           'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe', 'recipe_table', 'actor_rng', 'actor_style',
+           'actor_voice', 'personal_recipe', 'syllable_plan', 'pitch_contour', 'glottal_source', 'pulse_table',
+           'formant_ba', 'band_ba', 'voicing_envelope', 'vowel_targets', 'formant_filter', 'consonant_noise',
+           'voiced_sound', 'synth_utterance', 'place_in_recording', 'ravdess_codes', 'ravdess_name', 'synth_file',
+           'write_actor', 'demo_settings', 'make_demo_corpus']
 
 # %% ../nbs/00_data.ipynb #232c5aec
 def corpus_summary(df:pd.DataFrame, # a corpus manifest
@@ -1239,6 +1239,22 @@ def _model_folder_above(out:Path) -> Path|None:
     "The ser_kit model folder that `out` would land in (at any depth), or None."
     return next((p for p in out.absolute().parents if (p / 'ser_kit.json').is_file() and _is_model_folder(p)), None)
 
+# %% ../nbs/00_data.ipynb #8710e3a6
+MADE_FOR_OUTPUT: list[Path] = []   # folders `check_output` made: a command that fails removes them again, if still empty
+
+def _make_folder(folder:Path):
+    "Make `folder` and the folders above it, remembering which were new."
+    new, p = [], folder.absolute()
+    while not p.exists() and p != p.parent: new.append(p); p = p.parent
+    folder.mkdir(parents=True, exist_ok=True); MADE_FOR_OUTPUT.extend(new)
+
+def remove_made_folders():
+    "Remove the folders `check_output` made that are still empty (the command failed before writing), deepest first."
+    for p in sorted(set(MADE_FOR_OUTPUT), key=lambda p: len(p.parts), reverse=True):
+        try: p.rmdir()
+        except OSError: pass              # something was written there after all: it stays
+    MADE_FOR_OUTPUT.clear()
+
 # %% ../nbs/00_data.ipynb #2e5b0359
 def check_output(out:str|Path,                         # the file or folder a command is about to write
                  kind:str,                             # a key of `OUTPUT_KINDS`
@@ -1260,7 +1276,7 @@ def check_output(out:str|Path,                         # the file or folder a co
         raise OutputPathError(out, f"is inside the ser_kit model folder {home}, which holds only its model; write it "
                                    "elsewhere")
     if out.exists(): _check_existing(out, kind)
-    try: out.parent.mkdir(parents=True, exist_ok=True)
+    try: _make_folder(out.parent)
     except OSError as e: raise OutputPathError(out, f"cannot create its folder ({e.strerror}: {e.filename})") from None
     if not os.access(out.parent, os.W_OK): raise OutputPathError(out, "no permission to write in its folder")
     try: tempfile.TemporaryFile(dir=out.parent).close()   # the real test (root passes `os.access`; /proc refuses)

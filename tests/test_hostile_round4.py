@@ -206,3 +206,15 @@ def test_equal_clip_counts_read_as_one_number():
     from ser_kit.evaluation import adaptation_note
     assert adaptation_note(dict(adaptation='em', clips_per_speaker=dict(min=16, max=16))) == 'em, 16 clips per speaker'
     assert adaptation_note(dict(adaptation='em', clips_per_speaker=dict(min=2, max=16))) == 'em, 2-16 clips per speaker'
+
+
+def test_a_failed_command_leaves_no_empty_folders_made_for_its_output(data, tmp_path):
+    m = pd.read_csv(data[1], dtype=str)
+    pd.concat([m[m.emotion != 'angry'], m[m.emotion == 'angry'].head(2)]).to_csv(tmp_path / 'few.csv', index=False)
+    r = run('train', tmp_path / 'few.csv', '-o', tmp_path / 'new' / 'deeper' / 'm.skops', '--estimator', 'svc',
+            '--adapt', 'none', '--speeds', 'none', '-j', '1')
+    last_error(r, "'angry' has 2")
+    assert not (tmp_path / 'new').exists()
+    (tmp_path / 'kept').mkdir()                                     # a folder that was there before stays
+    run('train', tmp_path / 'few.csv', '-o', tmp_path / 'kept' / 'm.skops', '--estimator', 'svc', '-j', '1')
+    assert (tmp_path / 'kept').is_dir()
