@@ -35,7 +35,11 @@ def error_line(e:BaseException, # an error a command raised
     elif isinstance(e, OSError) and e.filename is not None: msg = f"{e.filename}: {e.strerror or e}"
     elif isinstance(e, KeyError) and e.args: msg = str(e.args[0])      # str(KeyError) would add quotes
     else: msg = str(e) or type(e).__name__
-    return ' '.join(msg.split())
+    return _one_line(msg)
+
+def _one_line(text:str) -> str:
+    "Text on one printable line: runs of white space become one space, other control characters escapes (`\\x1b`)."
+    return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in ' '.join(text.split()))
 
 # %% ../nbs/99_cli.ipynb #3add55fc
 def _jobs(text:str) -> int:
@@ -535,8 +539,8 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
     for r in table.itertuples(index=False):
         said = ('\t'.join(f"{d} {getattr(r, d):+.2f}" for d in rec.labels) if rec.model_type == 'dimensions'
                 else f"{r.prediction}\t{max(getattr(r, f'p_{l}') for l in rec.labels):.2f}")
-        print(f"{r.path}\t{said}\tspeaker {r.speaker}\t{r.speaker_clips} clip{'s' if r.speaker_clips != 1 else ''}",
-              file=stdout)
+        who = f"speaker {printable_path(r.speaker)}\t{r.speaker_clips} clip{'s' if r.speaker_clips != 1 else ''}"
+        print(f"{printable_path(r.path)}\t{said}\t{who}", file=stdout)   # control characters escaped: one line each
     sk = _skipped_frame(table.attrs['skipped'])
     if not len(table) and len(sk) == 1: raise SerKitError(sk.path.iloc[0], sk.error.iloc[0])   # one bad input: one line
     if line := voice_warning(table.path): print(line, file=stderr)
@@ -545,7 +549,7 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
     if len(sk): print(f"{len(sk)} input(s) skipped (listed on stderr); {len(table)} predicted", file=stderr)
     if not len(table): raise SerKitError(None, f"nothing could be predicted: every input was skipped ({len(sk)})")
     if csv:
-        _write_csv(table, csv); print(f"predictions written to {csv}", file=stdout)
+        _write_csv(table, csv); print(f"predictions written to {printable_path(csv)}", file=stdout)
         info = _predict_settings(rec, model_file, inputs, speaker_from, table, sk)
         write_settings(side, 'predict', rec.needs, **info)
     return table
@@ -580,7 +584,7 @@ def format_result(r:dict, # a `cross_validate` result
     "A plain-text summary of a `cross_validate` result: folds that ran, scores, adaptation and skew."
     from ser_kit.data import EMOBOX_RAVDESS_FOLDS
     folds = (f"{r['folds']} of {len(EMOBOX_RAVDESS_FOLDS)} EmoBox folds ran" if r['protocol'] == 'emobox'
-             else f"{r['folds']} folds")
+             else f"{r['folds']} fold{'s' if r['folds'] != 1 else ''}")
     size = f"{r['n_files']} files, {len(r['labels'])} classes; {r['seconds']:.1f} s"
     lines = [f"{r['protocol']} protocol, {folds}, {size}",
              _adaptation_text(r),
@@ -806,7 +810,7 @@ def search_command(source:str,                   # corpus folder or manifest CSV
                    estimators:str|list|None=None, # zoo names, e.g. 'svc,logreg,rf' (None or 'all': the whole zoo)
                    featureset:str='default',      # feature set (`FEATURESETS`)
                    out:str|Path|None=None,        # results folder (default ./ser_kit_search); never among input audio
-                   folds:int=4,                   # speaker-grouped folds (at most the number of speakers)
+                   folds:int|None=None,           # speaker-grouped folds (None: 4, or the speakers if fewer)
                    full:bool=False,               # the full grids (minutes on RAVDESS) instead of the small ones
                    seed:int=0,                    # seed of the folds (every zoo estimator has a fixed seed too)
                    n_jobs:int=-1,                 # parallel workers for features and the search
@@ -817,10 +821,12 @@ def search_command(source:str,                   # corpus folder or manifest CSV
     from ser_kit.classical import grid_search, _featurize
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     names = _estimators(estimators); get_featureset(featureset)
-    if folds < 2: raise SettingError(None, f"--folds must be at least 2, not {folds}")
+    if folds is not None and folds < 2: raise SettingError(None, f"--folds must be at least 2, not {folds}")
     man = load_corpus(source)
     out = _search_dir(out or 'ser_kit_search', source, man)
-    man = _readable(man, n_jobs, out, stderr); _check_speakers(man, source, folds)
+    man = _readable(man, n_jobs, out, stderr)
+    folds = min(4, len(set(speaker_groups(man)))) if folds is None else folds   # not asked: what the speakers allow
+    _check_speakers(man, source, max(folds, 2))
     t0 = time.time()
     res = grid_search(man, names, featureset, folds, full, seed, n_jobs)
     X, m = _featurize(man, featureset, n_jobs, False); m = m.reset_index(drop=True)   # the search's own (cached)
@@ -846,7 +852,7 @@ def _add_search(sub):
                    help='feature set (default "default"; rich, seed004, prosody, ...)')
     p.add_argument('--out', type=_out_path, help='results folder: results.csv, comparison.png, settings.json '
                                  '(default ./ser_kit_search; never a folder that holds your audio)')
-    p.add_argument('--folds', type=int, default=4, help='speaker-grouped folds (default 4; at most the speakers)')
+    p.add_argument('--folds', type=int, help='speaker-grouped folds (default 4, or the speakers if fewer)')
     p.add_argument('--grid', default='small', choices=['small', 'full'],
                    help='small (seconds on the demo corpus; default) or full (minutes on RAVDESS)')
     p.add_argument('--seed', type=int, default=0, help='seed of the folds (default 0)')
@@ -945,7 +951,7 @@ import warnings
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
     "A Python warning as `ser-kit` prints it: one line, `ser-kit: warning: <message>`, never the code that warned."
-    return f"ser-kit: warning: {' '.join(str(message).split())}\n"
+    return f"ser-kit: warning: {_one_line(str(message))}\n"
 
 # %% ../nbs/99_cli.ipynb #db12b6e7
 class PipeSafe:

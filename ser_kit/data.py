@@ -1237,7 +1237,8 @@ def _check_existing(out:Path, kind:str):
 # %% ../nbs/00_data.ipynb #a40ef496
 def _model_folder_above(out:Path) -> Path|None:
     "The ser_kit model folder that `out` would land in (at any depth), or None."
-    return next((p for p in out.absolute().parents if (p / 'ser_kit.json').is_file() and _is_model_folder(p)), None)
+    up = Path(os.path.abspath(out)).parents                          # 'model/../x.csv' is beside the model, not in it
+    return next((p for p in up if (p / 'ser_kit.json').is_file() and _is_model_folder(p)), None)
 
 # %% ../nbs/00_data.ipynb #8710e3a6
 MADE_FOR_OUTPUT: list[Path] = []   # folders `check_output` made: a command that fails removes them again, if still empty

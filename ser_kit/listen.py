@@ -237,7 +237,8 @@ def _checked_clip(y:np.ndarray, sr:int) -> np.ndarray:
     from ser_kit.data import load_audio
     with tempfile.TemporaryDirectory(prefix='ser_kit_listen_') as d:
         f = Path(d) / 'utterance.wav'; sf.write(f, np.asarray(y, np.float32), int(sr), subtype='FLOAT')
-        return load_audio(f, sr=16000)
+        try: return load_audio(f, sr=16000)
+        except SerKitError as e: raise type(e)('utterance', e.reason) from None   # not the temporary file's name
 
 # %% ../nbs/06_your_voice.ipynb #7813aa38
 def predict_audio(model,            # a Recognizer (see `get_model`)

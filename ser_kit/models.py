@@ -194,7 +194,7 @@ def plot_history(hist,         # a history, a list of them, or a dict {run name:
     fig.tight_layout(); return fig
 
 # %% ../nbs/01b_models.ipynb #ae58bd5a
-MODEL_FORMAT_VERSION = 2  # 1: ser_kit 0.1.0; 2: one description schema with a SHA-256 manifest of every member
+MODEL_FORMAT_VERSION = 3  # 1: ser_kit 0.1.0; 2: a SHA-256 manifest of every member; 3: and of the description itself
 
 def sha256_file(path:str|Path, # a file
                ) -> str:
@@ -282,11 +282,14 @@ def read_description(folder:str|Path,  # a model folder
         if legacy and desc.get('format_version', 1) == 1: return desc
         raise CheckpointError(f, "no SHA-256 manifest of the members (saved by ser_kit 0.1.0 or edited); "
                                  + RETRAIN.format(kind=model_type))
+    if not isinstance(v := desc.get('format_version', 1), int) or v > MODEL_FORMAT_VERSION:
+        raise CheckpointError(f, f"format_version {v!r}: saved by a newer ser_kit than this one; upgrade ser_kit")
+    if v >= 3 and 'description_sha256' not in desc:                 # format 3 always records it: removed by hand
+        raise CheckpointError(f, "edited or corrupted: the SHA-256 of the description is gone; "
+                                 + RETRAIN.format(kind=model_type))
     if 'description_sha256' in desc and desc['description_sha256'] != description_digest(desc):
         raise CheckpointError(f, "edited or corrupted: its fields differ from the SHA-256 it records; "
                                  + RETRAIN.format(kind=model_type))
-    if not isinstance(v := desc.get('format_version', 1), int) or v > MODEL_FORMAT_VERSION:
-        raise CheckpointError(f, f"format_version {v!r}: saved by a newer ser_kit than this one; upgrade ser_kit")
     for name, digest in (files.items() if isinstance(files, dict) else []):
         p = Path(folder) / name
         if not p.is_file(): raise CheckpointError(p, "missing: the model folder is incomplete")
@@ -620,6 +623,8 @@ def _folds(m:pd.DataFrame, protocol:str, folds, seed:int) -> list:
     if not isinstance(folds, (int, np.integer)): return [(np.asarray(a), np.asarray(b)) for a, b in folds]
     if protocol == 'emobox':
         from ser_kit.data import emobox_folds
+        other = sorted(set(m['corpus'].astype(str)) - {'ravdess'}) if 'corpus' in m else []
+        if other: raise SettingError(None, f"the EmoBox folds are RAVDESS actors; this corpus is {', '.join(other)}")
         return emobox_folds(m)
     if folds < 2: raise SettingError(None, f"need at least 2 folds, not {folds}")
     if protocol == 'random': return leaky_random_folds(m, folds, seed)
@@ -710,7 +715,10 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
         if protocol != 'random' and shared_speakers(m, tr, te): raise RuntimeError(f"fold {k} shares speakers")
         if len(have := ordered_labels(set(m['emotion'].iloc[tr]) & set(wanted))) < 2:   # nothing to learn: said, not fatal
             per_fold.append(_left_out(k, m.iloc[te], f"its training speakers hold only {have}")); continue
-        model = model_factory(); r, f = _run_fold(model, m, tr, te, k, skew, everyone, wanted)
+        model = model_factory()
+        try: r, f = _run_fold(model, m, tr, te, k, skew, everyone, wanted)
+        except SettingError as e:                    # e.g. one training speaker for a speaker-adaptive model: said
+            per_fold.append(_left_out(k, m.iloc[te], e.reason)); continue
         rows += r; per_fold.append(f)
         labels = ordered_labels(set(labels) | set(model.labels) | {x['emotion'] for x in r})
         if progress:

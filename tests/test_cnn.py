@@ -194,7 +194,7 @@ def test_checkpoint_round_trip_identical(trained, tiny_corpus):
     assert sorted(p.name for p in folder.iterdir()) == ['model.safetensors', 'ser_kit.json']
     cfg = json.loads((folder / 'ser_kit.json').read_text())
     assert cfg['model_type'] == 'cnn' and cfg['arch'] == 'resnet1d' and cfg['labels'] == ['neutral', 'angry']
-    assert cfg['format_version'] == 2 and cfg['files'] == {'model.safetensors': sha256_file(folder / 'model.safetensors')}
+    assert cfg['format_version'] == 3 and cfg['files'] == {'model.safetensors': sha256_file(folder / 'model.safetensors')}
     assert {'features', 'training', 'versions', 'class_counts', 'history'} <= set(cfg)
     rec2 = load_model(folder)
     assert isinstance(rec2, CNNRecognizer)
@@ -215,7 +215,8 @@ def test_prosody_rows_train_save_and_load(trained, tiny_corpus, tmp_path):
     paths = list(tiny_corpus.path)
     np.testing.assert_array_equal(rec2.predict_proba_batch(paths)[0], rec.predict_proba_batch(paths)[0])
     d = _copy(trained[1], tmp_path, 'before')                      # a folder saved before the setting existed
-    cfg = json.loads((d / 'ser_kit.json').read_text()); cfg['features'].pop('prosody'); cfg.pop('description_sha256')
+    cfg = json.loads((d / 'ser_kit.json').read_text()); cfg['features'].pop('prosody')
+    cfg.pop('description_sha256'); cfg['format_version'] = 2                 # as format 2 wrote it
     (d / 'ser_kit.json').write_text(json.dumps(cfg))
     assert load_model(d).features['prosody'] is False
 

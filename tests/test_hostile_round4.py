@@ -218,3 +218,59 @@ def test_a_failed_command_leaves_no_empty_folders_made_for_its_output(data, tmp_
     (tmp_path / 'kept').mkdir()                                     # a folder that was there before stays
     run('train', tmp_path / 'few.csv', '-o', tmp_path / 'kept' / 'm.skops', '--estimator', 'svc', '-j', '1')
     assert (tmp_path / 'kept').is_dir()
+
+
+# ---- the re-test of the fourth round's fixes --------------------------------------------------------------------------
+def test_removing_the_description_digest_does_not_switch_the_check_off(demo2, data, tmp_path):
+    out = tmp_path / 'dims'
+    assert run('train', demo2, '--task', 'dimensions', '-o', out, '-j', 1).returncode == 0
+    d = json.loads((out / 'ser_kit.json').read_text()); assert d['format_version'] == 3
+    d.pop('description_sha256'); (out / 'ser_kit.json').write_text(json.dumps(d | dict(labels=d['labels'][::-1])))
+    last_error(run('predict', out, data[0]), 'SHA-256 of the description is gone')
+
+
+def test_dot_dot_beside_a_model_folder_is_not_inside_it(model, data, tmp_path):
+    folder = tmp_path / 'cnnm'; folder.mkdir()
+    (folder / 'ser_kit.json').write_text(json.dumps(dict(model_type='cnn', files={})))
+    r = run('predict', model, data[0], '--csv', f'{folder}/../p.csv')
+    assert r.returncode == 0 and (tmp_path / 'p.csv').is_file(), r.stderr
+
+
+def test_a_fold_the_model_cannot_train_on_is_a_note(data, tmp_path):
+    "Two folds of three speakers: one trains on a single speaker, which speaker adaptation cannot use; it is a note."
+    r = run('evaluate', data[0], '--folds', 2, '--estimator', 'logreg', '--speeds', 'none', '-j', 1)
+    assert r.returncode == 0, r.stderr
+    assert 'not run: speaker adaptation needs at least 2 training speakers' in r.stdout, r.stdout
+    assert r.stdout.startswith('speaker protocol, 1 fold,')
+    m = pd.read_csv(data[1], dtype=str); m[m.speaker != '03'].to_csv(tmp_path / 'two.csv', index=False)
+    r = run('evaluate', tmp_path / 'two.csv', '--folds', 2, '--estimator', 'logreg', '--speeds', 'none', '-j', 1)
+    last_error(r, 'no fold could be trained', 'at least 2 training speakers')
+
+
+def test_emobox_folds_only_for_ravdess(data, tmp_path):
+    m = pd.read_csv(data[1], dtype=str); m['corpus'] = 'emodb'; m.to_csv(tmp_path / 'e.csv', index=False)
+    last_error(run('evaluate', tmp_path / 'e.csv', '--protocol', 'emobox', *QUICK), 'RAVDESS actors', 'emodb')
+
+
+def test_control_characters_in_arguments_are_escaped(model, data, tmp_path):
+    import shutil
+    odd = tmp_path / 'ctl\x1b[2Jdir'; shutil.copytree(next(data[0].iterdir()), odd)
+    r = run('predict', model, odd)
+    assert r.returncode == 0 and '\x1b' not in r.stdout and '\\x1b[2Jdir' in r.stdout, r
+    r = run('predict', tmp_path / 'no\x1bmodel.skops', odd)
+    assert '\x1b' not in r.stderr and 'no\\x1bmodel' in last_error(r)
+
+
+def test_search_without_folds_uses_what_the_speakers_allow(data, tmp_path):
+    r = run('search', data[0], '--estimators', 'logreg', '--out', tmp_path / 's', '-j', 1)   # 3 speakers, default 4
+    assert r.returncode == 0, r.stderr
+    last_error(run('search', data[0], '--estimators', 'logreg', '--folds', 4, '--out', tmp_path / 't', '-j', 1),
+               'too few for 4')
+
+
+def test_a_silent_utterance_is_named_so_not_by_a_temporary_file(model):
+    import numpy as np
+    from ser_kit.listen import predict_audio
+    from ser_kit.models import load_model
+    from ser_kit.data import SilentAudioError
+    with pytest.raises(SilentAudioError, match=r'^utterance: all silent'): predict_audio(load_model(model), np.zeros(16000))

@@ -79,7 +79,7 @@ def _save(folder, payload=b'1234'):
 def test_model_folder_round_trip_and_manifest(tmp_path):
     _save(tmp_path / 'm')
     desc = read_description(tmp_path / 'm', 'demo')
-    assert set(desc['files']) == {'w.bin', 'sub/x.txt'} and desc['format_version'] == 2
+    assert set(desc['files']) == {'w.bin', 'sub/x.txt'} and desc['format_version'] == 3
     for key in ('model_type', 'labels', 'features', 'training', 'class_counts', 'versions'): assert key in desc
 
 

@@ -138,7 +138,7 @@ def test_tiny_model_path_fit_predict_save_load(tiny_corpus, tmp_path, capsys):
     assert {'config.json', 'model.safetensors', 'ser_kit.json', 'preprocessor_config.json'} <= set(os.listdir(d))
     assert not list(d.glob('*.bin')) and not list(d.glob('*.pkl'))
     meta = json.loads((d / 'ser_kit.json').read_text())
-    assert meta['model_type'] == 'wav2vec2' and meta['labels'] == ['sad', 'angry'] and meta['format_version'] == 2
+    assert meta['model_type'] == 'wav2vec2' and meta['labels'] == ['sad', 'angry'] and meta['format_version'] == 3
     assert meta['features'] == dict(sr=16000, offset=0.6, duration=2.5) and meta['training']['epochs'] == 2
     assert set(meta['files']) == {'config.json', 'model.safetensors', 'preprocessor_config.json'}
     assert json.loads((d / 'config.json').read_text())['id2label'] == {'0': 'sad', '1': 'angry'}
