@@ -623,7 +623,9 @@ def _folds(m:pd.DataFrame, protocol:str, folds, seed:int) -> list:
     if not isinstance(folds, (int, np.integer)): return [(np.asarray(a), np.asarray(b)) for a, b in folds]
     if protocol == 'emobox':
         from ser_kit.data import emobox_folds
-        other = sorted(set(m['corpus'].astype(str)) - {'ravdess'}) if 'corpus' in m else []
+        from ser_kit.data import speaker_from_name
+        named = [(speaker_from_name(p) or (None, None))[1] == 'ravdess' for p in m['path']]   # RAVDESS names, any corpus
+        other = sorted(set(m['corpus'].astype(str)[~np.array(named)])) if 'corpus' in m else []
         if other: raise SettingError(None, f"the EmoBox folds are RAVDESS actors; this corpus is {', '.join(other)}")
         return emobox_folds(m)
     if folds < 2: raise SettingError(None, f"need at least 2 folds, not {folds}")
@@ -681,7 +683,7 @@ def _fold_notes(per_fold:list) -> list[str]:
 
 # %% ../nbs/01b_models.ipynb #a93a25a8
 def _left_out(k:int, test:pd.DataFrame, why:str) -> dict:
-    "The summary of fold `k` when it cannot be run (its training speakers hold fewer than two emotions)."
+    "The summary of fold `k` when it cannot be run (under two emotions to learn, or a model that refuses its data)."
     return dict(fold=k, uar=float('nan'), wa=float('nan'), n_test=0, test_speakers=sorted(map(str, set(test['speaker']))),
                 shared_speakers=0, n_skipped=0, untrained=[], untested=[], seconds=0.0, left_out=why)
 
@@ -725,9 +727,10 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
             print(
                 f"fold {k}: UAR {f['uar']:.3f}  test speakers {','.join(f['test_speakers'])}  ({f['seconds']:.1f} s)"
             )
-    if all(f.get('left_out') for f in per_fold):
+    if per_fold and all(f.get('left_out') for f in per_fold):
         raise SettingError(None, "no fold could be trained: " + '; '.join(_fold_notes(per_fold)))
-    return dict(protocol=protocol, folds=sum(not f.get('left_out') for f in per_fold), skew=skew, adaptation=proto.adaptation(), seed=seed,
+    ran = sum(not f.get('left_out') for f in per_fold)
+    return dict(protocol=protocol, folds=ran, skew=skew, adaptation=proto.adaptation(), seed=seed,
                 seconds=round(time.time() - t0, 2), n_speakers=len(everyone), **_summary(rows, per_fold, labels),
                 model=dict(model_type=proto.model_type, repr=repr(proto), settings=proto.settings()),
                 versions=versions(*proto.needs), predictions=rows)
