@@ -39,7 +39,7 @@ def error_line(e:BaseException, # an error a command raised
 
 def _one_line(text:str) -> str:
     "Text on one printable line: runs of white space become one space, other control characters escapes (`\\x1b`)."
-    return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in ' '.join(text.split()))
+    return printable_path(' '.join(text.split()))   # the escaping every printed path gets
 
 # %% ../nbs/99_cli.ipynb #3add55fc
 def _jobs(text:str) -> int:
@@ -413,7 +413,8 @@ def train_command(source:str,                   # corpus folder or manifest CSV
 def _add_train(sub):
     p = sub.add_parser('train', help='train a model on a whole corpus and save it')
     p.add_argument('source', type=_in_path, help='corpus folder or manifest CSV')
-    p.add_argument('-o', '--output', required=True, type=_out_path, help='model file (classical: .skops) or folder (other models)')
+    p.add_argument('-o', '--output', required=True, type=_out_path,
+                   help='model file (classical: .skops) or folder (other models)')
     _add_model_options(p)
     p.set_defaults(func=lambda a: train_command(a.source, out=a.output, **_model_args(a)))
 
@@ -561,7 +562,8 @@ def _add_predict(sub):
     p.add_argument('inputs', nargs='+', type=_in_path,
                    help='audio files, folders and/or CSVs (a manifest, or a list with a path '
                                              'column and perhaps a speaker column)')
-    p.add_argument('--csv', type=_out_path, help='write path, prediction, speaker, speaker_clips, speaker_from, p_<emotion>... here')
+    p.add_argument('--csv', type=_out_path,
+                   help='write path, prediction, speaker, speaker_clips, speaker_from, p_<emotion>... here')
     p.add_argument('--speaker-from', dest='speaker_from', default='auto',
                    help="where each file's speaker comes from: auto (a manifest's speaker column, else the corpus "
                         "naming, else the parent folder; default), name, folder, or none (every clip unknown)")
@@ -702,7 +704,8 @@ def _add_evaluate(sub):
     p.add_argument('--folds', type=int, default=5, help='number of folds (default 5; emobox has its own)')
     p.add_argument('--skew', type=int, help='keep only K emotions of each test speaker, rotating (default: all)')
     p.add_argument('--json', type=_out_path, help='write the full result as JSON here')
-    p.add_argument('--out', type=_out_path, help='write a report folder (HTML, Markdown, figures, metrics, settings) here')
+    p.add_argument('--out', type=_out_path,
+                   help='write a report folder (HTML, Markdown, figures, metrics, settings) here')
     _add_model_options(p); _dask_option(p)
     p.set_defaults(func=lambda a: evaluate_command(a.source, protocol=a.protocol, folds=a.folds, json_out=a.json,
                                                    report_dir=a.out, skew=a.skew, dask=a.dask, **_model_args(a)))

@@ -1241,7 +1241,7 @@ def _model_folder_above(out:Path) -> Path|None:
     return next((p for p in up if (p / 'ser_kit.json').is_file() and _is_model_folder(p)), None)
 
 # %% ../nbs/00_data.ipynb #8710e3a6
-MADE_FOR_OUTPUT: list[Path] = []   # folders `check_output` made: a command that fails removes them again, if still empty
+MADE_FOR_OUTPUT: list[Path] = []   # folders `check_output` made: a failed command removes them again, if still empty
 
 def _make_folder(folder:Path):
     "Make `folder` and the folders above it, remembering which were new."

@@ -332,7 +332,7 @@ def listen(model=None,               # a Recognizer, a model file/folder, or Non
            out=None,                 # where to print (default sys.stdout)
            **detector_kw,            # settings for `SpeechDetector` (start_db, stop_after, ...)
           ) -> int:
-    "Print the emotion of each utterance on the microphone until Ctrl-C (or `seconds`); `NoMicrophoneError` without one."
+    "Print each utterance's emotion from the microphone until Ctrl-C (or `seconds`); `NoMicrophoneError` without one."
     out = out or sys.stdout
     if seconds is not None and not (np.isfinite(seconds) and seconds > 0):
         raise SettingError(None, f"seconds must be a positive number, not {seconds}")

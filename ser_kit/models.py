@@ -624,7 +624,7 @@ def _folds(m:pd.DataFrame, protocol:str, folds, seed:int) -> list:
     if protocol == 'emobox':
         from ser_kit.data import emobox_folds
         from ser_kit.data import speaker_from_name
-        named = [(speaker_from_name(p) or (None, None))[1] == 'ravdess' for p in m['path']]   # RAVDESS names, any corpus
+        named = [(speaker_from_name(p) or (None, None))[1] == 'ravdess' for p in m['path']]   # RAVDESS-named files
         other = sorted(set(m['corpus'].astype(str)[~np.array(named)])) if 'corpus' in m else []
         if other: raise SettingError(None, f"the EmoBox folds are RAVDESS actors; this corpus is {', '.join(other)}")
         return emobox_folds(m)
@@ -684,7 +684,8 @@ def _fold_notes(per_fold:list) -> list[str]:
 # %% ../nbs/01b_models.ipynb #a93a25a8
 def _left_out(k:int, test:pd.DataFrame, why:str) -> dict:
     "The summary of fold `k` when it cannot be run (under two emotions to learn, or a model that refuses its data)."
-    return dict(fold=k, uar=float('nan'), wa=float('nan'), n_test=0, test_speakers=sorted(map(str, set(test['speaker']))),
+    return dict(fold=k, uar=float('nan'), wa=float('nan'), n_test=0,
+                test_speakers=sorted(map(str, set(test['speaker']))),
                 shared_speakers=0, n_skipped=0, untrained=[], untested=[], seconds=0.0, left_out=why)
 
 # %% ../nbs/01b_models.ipynb #fc67f745
@@ -715,7 +716,7 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
     rows, per_fold, labels = [], [], []
     for k, (tr, te) in enumerate(_folds(m, protocol, folds, seed)):
         if protocol != 'random' and shared_speakers(m, tr, te): raise RuntimeError(f"fold {k} shares speakers")
-        if len(have := ordered_labels(set(m['emotion'].iloc[tr]) & set(wanted))) < 2:   # nothing to learn: said, not fatal
+        if len(have := ordered_labels(set(m['emotion'].iloc[tr]) & set(wanted))) < 2:   # nothing to learn: a note
             per_fold.append(_left_out(k, m.iloc[te], f"its training speakers hold only {have}")); continue
         model = model_factory()
         try: r, f = _run_fold(model, m, tr, te, k, skew, everyone, wanted)
