@@ -210,6 +210,24 @@ def predict_frames(self, X, speakers=None):
     return np.mean(P, axis=0).reshape(n, v, -1).mean(1)
 
 
+def recorded(scored, file):
+    "`scored` that also keeps, the first time each (fold, model, adaptation, grouping, skew) is scored, its probabilities."
+    import pickle
+    seen = {}
+    def fn(rec, te, by_speaker=True):
+        P, ok, _ = rec.predict_proba_batch(list(te.path), list(te.speaker) if by_speaker else None)
+        spk = te.speaker.astype(str); n_emo = te.groupby(spk).emotion.nunique().min()
+        key = (tuple(sorted(set(spk))), type(rec).__name__, getattr(rec, 'adapt', None), by_speaker, int(n_emo))
+        if key not in seen:
+            row = te.set_index('path').loc[ok]
+            seen[key] = dict(P=P, speaker=row.speaker.astype(str).to_numpy(), emotion=row.emotion.to_numpy(),
+                             labels=list(rec.labels), weight=getattr(rec, 'weight_', None))
+            Path(file).write_bytes(pickle.dumps(seen))
+        truth = dict(zip(te.path, te.emotion))     # as `scored`, from the same probabilities
+        return round(uar([truth[p] for p in ok], [rec.labels[i] for i in P.argmax(1)]), 4)
+    return fn
+
+
 def patch():
     C.train_model, C.validation_scores = train_model, validation_scores
     C.CNNRecognizer._training_arrays, C.CNNRecognizer._embeddings = _training_arrays, _embeddings
@@ -221,10 +239,13 @@ if __name__ == '__main__':
     ap.add_argument('--prior', type=float, default=8.0); ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--correct', action='store_true', help="take each test speaker's emotions' share out of the means")
     ap.add_argument('--hedge', type=float, default=0.5); ap.add_argument('--iters', type=int, default=2)
+    ap.add_argument('--record', default=None,
+                    help="a file (pickle): every scored prediction's probabilities, for the gate study (cnn_gate.py)")
     a, rest = ap.parse_known_args()
     CTX.update(prior=a.prior, batch=a.batch, correct=a.correct, hedge=a.hedge, iters=a.iters); patch()
     import warnings; warnings.simplefilter('ignore')
     import cnn_speed_speakers as css, json
+    if a.record: css.scored = recorded(css.scored, a.record)
     css_args = argparse.ArgumentParser(add_help=False); css_args.add_argument('--out', default=str(
         Path(__file__).parent / 'results' / 'cnn_speed_speakers.json')); css_args = css_args.parse_known_args(rest)[0]
     sys.argv = [sys.argv[0]] + rest

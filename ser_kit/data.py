@@ -24,14 +24,14 @@ __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_E
            'read_manifest', 'load_corpus', 'speaker_from_name', 'speaker_from_folder', 'find_speakers', 'find_data',
            'get_corpus', 'AudioError', 'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError',
            'SilentAudioError', 'TooShortAudioError', 'TooLongAudioError', 'UnreadableAudioError', 'AbsurdAudioError',
-           'wav_truncation', 'load_audio', 'cache_dir', 'writable_cache_dir', 'atomic_write', 'usual_permissions',
-           'InputPlaces', 'input_folders', 'refuse_inside', 'output_kind', 'remove_made_folders', 'check_output',
-           'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES', 'CONSONANTS', 'RECIPE_COLUMNS',
-           'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe', 'recipe_table', 'actor_rng', 'actor_style',
-           'actor_voice', 'personal_recipe', 'syllable_plan', 'pitch_contour', 'glottal_source', 'pulse_table',
-           'formant_ba', 'band_ba', 'voicing_envelope', 'vowel_targets', 'formant_filter', 'consonant_noise',
-           'voiced_sound', 'synth_utterance', 'place_in_recording', 'ravdess_codes', 'ravdess_name', 'synth_file',
-           'write_actor', 'demo_settings', 'make_demo_corpus']
+           'wav_truncation', 'usable_audio', 'load_audio', 'cache_dir', 'writable_cache_dir', 'atomic_write',
+           'usual_permissions', 'InputPlaces', 'input_folders', 'refuse_inside', 'output_kind', 'remove_made_folders',
+           'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES', 'CONSONANTS',
+           'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe', 'recipe_table', 'actor_rng',
+           'actor_style', 'actor_voice', 'personal_recipe', 'syllable_plan', 'pitch_contour', 'glottal_source',
+           'pulse_table', 'formant_ba', 'band_ba', 'voicing_envelope', 'vowel_targets', 'formant_filter',
+           'consonant_noise', 'voiced_sound', 'synth_utterance', 'place_in_recording', 'ravdess_codes', 'ravdess_name',
+           'synth_file', 'write_actor', 'demo_settings', 'make_demo_corpus']
 
 # %% ../nbs/00_data.ipynb #232c5aec
 def corpus_summary(df:pd.DataFrame, # a corpus manifest
@@ -945,6 +945,33 @@ def _decode(path:Path, offset:float, duration:float|None, max_seconds:float=MAX_
     except (RuntimeError, ValueError) as e: raise CorruptAudioError(path, f"not decodable audio ({e})") from None
     return y, sr0
 
+# %% ../nbs/00_data.ipynb #029b0402
+def usable_audio(y:np.ndarray,             # samples [n] or [n, channels], float
+                 name,                     # what an error names: a path, 'clip 3', 'utterance'
+                 sr:int,                   # their sample rate
+                 to_sr:int|None=16000,     # the rate wanted (None: keep `sr`)
+                 trim:bool=False,          # cut leading and trailing silence
+                 top_db:float=30.0,        # silence threshold for `trim`, dB below the peak frame
+                 min_duration:float=0.05,  # shorter than this (after trim) is an error
+                 silence_db:float=-60.0,   # a peak below this many dBFS is silence
+                ) -> np.ndarray:
+    "Mono float32 samples at `to_sr`, or the `AudioError` naming `name`: empty, NaN, absurd, silent or too short."
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim not in (1, 2): raise CorruptAudioError(name, f"shape {y.shape}: samples are [n] or [n, channels]")
+    if y.size == 0: raise EmptyAudioError(name, "no audio samples")
+    top = max(float(y.max()), -float(y.min()))   # one pass each; a NaN or an infinity reaches `top`
+    if not np.isfinite(top): raise CorruptAudioError(name, "samples contain NaN or infinity")
+    if top > MAX_PEAK:
+        raise AbsurdAudioError(name, f"absurd sample values (peak {top:.3g}; audio lies within ±1): not usable audio")
+    if y.ndim == 2 and y.shape[1] > 1: y = y.mean(axis=1); top = float(np.abs(y).max())   # channels may cancel out
+    y = y.reshape(-1)
+    if top <= 10 ** (silence_db / 20):
+        raise SilentAudioError(name, f"all silent (peak {20 * np.log10(top + 1e-12):.0f} dBFS)")
+    if trim: y = trim_silence(y, sr, top_db)
+    if len(y) < min_duration * sr: raise TooShortAudioError(name, f"too short: {len(y) / sr:.3f} s < {min_duration} s")
+    if to_sr and to_sr != sr: y = soxr.resample(y, sr, to_sr, quality='HQ')
+    return np.ascontiguousarray(y, dtype=np.float32)
+
 # %% ../nbs/00_data.ipynb #0fc00ef0
 def load_audio(path:str|Path,          # an audio file: WAV (any sub-type), FLAC, OGG, MP3, AIFF (also as .wav)
                sr:int=16000,           # target sample rate; None keeps the file's own
@@ -967,19 +994,7 @@ def load_audio(path:str|Path,          # an audio file: WAV (any sub-type), FLAC
     if why: raise CorruptAudioError(path, why)
     y, sr0 = _decode(path, offset, duration, _max_seconds(max_seconds))
     if y.size == 0: raise EmptyAudioError(path, "no audio samples" + (f" after offset {offset} s" if offset else ""))
-    top = max(float(y.max()), -float(y.min()))   # one pass each; a NaN or an infinity reaches `top`
-    if not np.isfinite(top): raise CorruptAudioError(path, "samples contain NaN or infinity")
-    if top > MAX_PEAK:
-        raise AbsurdAudioError(path, f"absurd sample values (peak {top:.3g}; audio lies within ±1): not usable audio")
-    if y.shape[1] > 1: y = y.mean(axis=1); peak = float(np.abs(y).max())
-    else: y, peak = y[:, 0], top
-    if peak <= 10 ** (silence_db / 20):
-        raise SilentAudioError(path, f"all silent (peak {20 * np.log10(peak + 1e-12):.0f} dBFS)")
-    if trim: y = trim_silence(y, sr0, top_db)
-    if len(y) < min_duration * sr0:
-        raise TooShortAudioError(path, f"too short: {len(y) / sr0:.3f} s < {min_duration} s")
-    if sr and sr != sr0: y = soxr.resample(y, sr0, sr, quality='HQ')
-    return np.ascontiguousarray(y, dtype=np.float32)
+    return usable_audio(y, path, sr0, sr, trim, top_db, min_duration, silence_db)
 
 # %% ../nbs/00_data.ipynb #da40168e
 def _holds_audio(folder:Path) -> bool:

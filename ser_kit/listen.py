@@ -233,12 +233,8 @@ def get_model(model=None, # a Recognizer, a model file/folder, or None for `defa
 # %% ../nbs/06_your_voice.ipynb #0c679de7
 def _checked_clip(y:np.ndarray, sr:int) -> np.ndarray:
     "The utterance as a file would be read (16 kHz, the same checks): `AudioError` for silence or a too short clip."
-    import soundfile as sf
-    from ser_kit.data import load_audio
-    with tempfile.TemporaryDirectory(prefix='ser_kit_listen_') as d:
-        f = Path(d) / 'utterance.wav'; sf.write(f, np.asarray(y, np.float32), int(sr), subtype='FLOAT')
-        try: return load_audio(f, sr=16000)
-        except SerKitError as e: raise type(e)('utterance', e.reason) from None   # not the temporary file's name
+    from ser_kit.data import usable_audio
+    return usable_audio(y, 'utterance', int(sr))
 
 # %% ../nbs/06_your_voice.ipynb #7813aa38
 def predict_audio(model,            # a Recognizer (see `get_model`)

@@ -435,20 +435,13 @@ def clips_per_speaker(ids:Sequence) -> np.ndarray:
 def check_clips(clips:Sequence[np.ndarray], # decoded clips: mono float at 16 kHz, one 1-D array each
                ) -> list[np.ndarray]:
     "The clips as 1-D float32 arrays; an `AudioError` naming the first one that is not usable audio (`clip 3: ...`)."
-    from ser_kit.data import (MAX_PEAK, EmptyAudioError, CorruptAudioError, AbsurdAudioError, SilentAudioError,
-                              TooShortAudioError)
+    from ser_kit.data import CorruptAudioError, usable_audio
     if isinstance(clips, np.ndarray) and clips.ndim == 1:
         raise SettingError(None, "clips is one array: give a list of clips, e.g. [y]")
     out = []
-    for i, y in enumerate(clips):
-        y, name = np.asarray(y, dtype=np.float32), f"clip {i}"
-        if y.ndim != 1: raise CorruptAudioError(name, f"shape {y.shape}: a clip is mono, one dimension")
-        if y.size < 800: raise (TooShortAudioError if y.size else EmptyAudioError)(name, f"{y.size} samples, < 0.05 s")
-        top = float(np.abs(y).max())
-        if not np.isfinite(top): raise CorruptAudioError(name, "samples contain NaN or infinity")
-        if top > MAX_PEAK: raise AbsurdAudioError(name, f"absurd sample values (peak {top:.3g}; audio lies within ±1)")
-        if top <= 1e-3: raise SilentAudioError(name, f"all silent (peak {20 * np.log10(top + 1e-12):.0f} dBFS)")
-        out.append(y)
+    for i, y in enumerate(clips):   # the checks of a file (`usable_audio`), but a clip must already be mono
+        if np.ndim(y) != 1: raise CorruptAudioError(f"clip {i}", f"shape {np.shape(y)}: a clip is mono, one dimension")
+        out.append(usable_audio(y, f"clip {i}", 16000))
     return out
 
 # %% ../nbs/01b_models.ipynb #085b8021

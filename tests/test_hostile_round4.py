@@ -154,7 +154,7 @@ def test_decoded_clips_are_checked_like_files(model):
     rec = load_model(model); tone = (0.1 * np.sin(np.arange(16000) / 8)).astype('f4')
     assert rec.predict_proba_audio([tone]).shape == (1, len(rec.labels))
     for bad, msg in ((np.full(16000, np.nan, 'f4'), 'NaN'), (np.zeros(16000, 'f4'), 'silent'),
-                     (np.zeros(0, 'f4'), '0 samples'), (np.stack([tone, tone], 1), 'mono')):
+                     (np.zeros(0, 'f4'), 'no audio samples'), (np.stack([tone, tone], 1), 'mono')):
         with pytest.raises(AudioError, match=msg): rec.predict_proba_audio([tone, bad])
 
 
