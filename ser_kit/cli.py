@@ -51,15 +51,14 @@ def _jobs(text:str) -> int:
     return min(n, os.cpu_count() or 1)
 
 # %% ../nbs/99_cli.ipynb #50f90ed4
-def _out_path(text:str) -> str:
-    "The file or folder of an output option: refused when empty, so an unset shell variable is not taken for 'none'."
-    if not text.strip(): raise argparse.ArgumentTypeError("an empty name: give the file or folder to write")
-    return text
+def _named(verb:str): # what the command does with the path: 'read' or 'write'
+    "An argparse type for a file or folder to `verb`, refusing an empty name (an unset shell variable is no path)."
+    def path(text:str) -> str:
+        if not text.strip(): raise argparse.ArgumentTypeError(f"an empty name: give the file or folder to {verb}")
+        return text
+    return path
 
-def _in_path(text:str) -> str:
-    "A file or folder to read: refused when empty, so an unset shell variable is not taken for the current folder."
-    if not text.strip(): raise argparse.ArgumentTypeError("an empty name: give the file or folder to read")
-    return text
+_in_path, _out_path = _named('read'), _named('write')
 
 # %% ../nbs/99_cli.ipynb #1c51d3c0
 def _output_path(path:str|Path,               # a file (or folder) a command is about to write
@@ -790,13 +789,14 @@ def _write_search(out:Path, res:pd.DataFrame, record:dict) -> Path:
     return out
 
 # %% ../nbs/99_cli.ipynb #765178d2
-def _check_speakers(m:pd.DataFrame, source, folds:int):
-    "A speaker-grouped search needs at least `folds` speakers: one clear error naming the corpus."
-    n = len(set(speaker_groups(m)))
-    if n < folds:
+def _search_folds(m:pd.DataFrame, source, folds:int|None) -> int:
+    "The folds of a speaker-grouped search (None: 4, or the speakers if fewer); one clear error if too few speakers."
+    n = len(set(speaker_groups(m))); folds = min(4, n) if folds is None else folds
+    if n < max(folds, 2):
         fix = f"use --folds {n} or fewer" if n >= 2 else "a speaker-independent search needs clips of 2+ speakers"
-        raise SerKitError(source, f"{n} speaker{'s' if n != 1 else ''}, too few for {folds} speaker-grouped folds; "
-                                  + fix)
+        raise SerKitError(source, f"{n} speaker{'s' if n != 1 else ''}, too few for {max(folds, 2)} speaker-grouped "
+                                  "folds; " + fix)
+    return folds
 
 # %% ../nbs/99_cli.ipynb #6d68c3a1
 def format_search(res:pd.DataFrame, # a `search_command` table
@@ -828,8 +828,7 @@ def search_command(source:str,                   # corpus folder or manifest CSV
     man = load_corpus(source)
     out = _search_dir(out or 'ser_kit_search', source, man)
     man = _readable(man, n_jobs, out, stderr)
-    folds = min(4, len(set(speaker_groups(man)))) if folds is None else folds   # not asked: what the speakers allow
-    _check_speakers(man, source, max(folds, 2))
+    folds = _search_folds(man, source, folds)
     t0 = time.time()
     res = grid_search(man, names, featureset, folds, full, seed, n_jobs)
     X, m = _featurize(man, featureset, n_jobs, False); m = m.reset_index(drop=True)   # the search's own (cached)
@@ -838,8 +837,8 @@ def search_command(source:str,                   # corpus folder or manifest CSV
     res.attrs = attrs
     for r in res[(res.uar - res.uar_refit).abs() > 1e-9].itertuples():
         print(f"warning: {r.estimator}: UAR {r.uar_refit:.4f} when refitted, {r.uar:.4f} in the search", file=stderr)
-    _write_search(out, res, _search_record(source, names, featureset, folds, full, seed, m, cv, res))
-    print(f"speaker-grouped grid search: {len(m)} files, {len(set(speaker_groups(m)))} speakers, {folds} folds, "
+    _write_search(out, res, record := _search_record(source, names, featureset, folds, full, seed, m, cv, res))
+    print(f"speaker-grouped grid search: {len(m)} files, {record['n_speakers']} speakers, {folds} folds, "
           f"{'full' if full else 'small'} grids, {featureset} features ({time.time() - t0:.1f} s)", file=stdout)
     print(format_search(res), file=stdout)
     print(f"results written to {out}: {', '.join(SEARCH_FILES)}", file=stdout)
