@@ -5,10 +5,30 @@
 # %% ../nbs/99_cli.ipynb #6ba32a03
 from __future__ import annotations
 import argparse, inspect, json, os, sys, time
+
+def _access(fd:int) -> int|None:
+    "How a descriptor is open: `os.O_RDONLY`, `os.O_WRONLY` or `os.O_RDWR` (None where `fcntl` is missing)."
+    try: import fcntl
+    except ImportError: return None
+    return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+
+def _standard_streams():
+    "Reopen a closed stdin, stdout or stderr on the null device, so printing never fails and never lands in a file."
+    for fd in (0, 1, 2):
+        try: os.fstat(fd)
+        except OSError: os.open(os.devnull, os.O_RDWR); continue   # closed: the lowest free descriptor is this one
+        if fd and _access(fd) == os.O_RDONLY:                       # an output opened read-only (a launcher's script)
+            null = os.open(os.devnull, os.O_WRONLY); os.dup2(null, fd); os.close(null)
+    if sys.stdout is None: sys.stdout = open(os.devnull, 'w')
+    if sys.stderr is None: sys.stderr = open(os.devnull, 'w')
+
+_standard_streams()   # first, before any import opens a file: a closed descriptor 2 would be that file's
+
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd
-from .data import _utf8_name, _name_problem, _read_csv, _blank, _audio_below, ManifestError, listed_paths
+from .data import (_utf8_name, _name_problem, _read_csv, _blank, _audio_below, ManifestError, listed_paths,
+                          strict_json)
 from .data import (SerKitError, SettingError, OutputPathError, load_corpus, check_audio, format_summary,
                           refuse_inside, make_demo_corpus, find_speakers, check_output, output_kind, scan_audio,
                           atomic_write, printable_path, speaker_groups, speaker_folds, input_folders, load_audio,
@@ -134,7 +154,7 @@ def write_settings(path:str|Path,     # the settings file (checked by `_check_se
     "Write how an output was made, atomically: the command, the date, the package versions, then `info`."
     d = dict(ser_kit=SETTINGS_MARK, command=command, date=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
              versions=versions(*needs)) | info
-    return atomic_write(path, lambda f: Path(f).write_text(json.dumps(d, indent=1, default=str)))
+    return atomic_write(path, lambda f: Path(f).write_text(strict_json(d)))
 
 # %% ../nbs/99_cli.ipynb #b72ef086
 def corpus_command(source:str,            # a corpus folder or manifest CSV
@@ -633,7 +653,7 @@ def _evaluate_dimensions(source, mk:dict, protocol:str, folds, seed:int, json_ou
     print(format_dimensions(res), file=stdout)
     if json_out:
         out = {k: v.reset_index().to_dict('records') if isinstance(v, pd.DataFrame) else v for k, v in res.items()}
-        atomic_write(json_out, lambda f: Path(f).write_text(json.dumps(out, indent=1, default=str)))
+        atomic_write(json_out, lambda f: Path(f).write_text(strict_json(out)))
         print(f"result written to {json_out}", file=stdout)
     return res
 
@@ -679,7 +699,7 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
     r = _combined(res); print(format_result(r), file=stdout)
     if len(res) > 1: print(f"\nadapted and unadapted, same folds:\n{comparison_table(res).to_string()}", file=stdout)
     if json_out:
-        atomic_write(json_out, lambda f: Path(f).write_text(json.dumps(r, indent=1, default=str)))
+        atomic_write(json_out, lambda f: Path(f).write_text(strict_json(r)))
         print(f"result written to {json_out}", file=stdout)
     if report_dir: _write_report(report_dir, res, model, dict(source=str(source), model=model, protocol=protocol,
                                                               folds=folds, skew=skew) | mk, stdout)
@@ -871,7 +891,7 @@ def bench_predict_command(model:str,           # a saved model (`.skops` file or
                          ) -> dict:
     "`ser-kit bench predict`: warm single-clip latency of a saved model and the cold command's seconds, as JSON."
     r = bench_predict(model, clip, n, cold=cold)
-    print(json.dumps(r, indent=1, default=str), file=stdout or sys.stdout)
+    print(strict_json(r), file=stdout or sys.stdout)
     return r
 
 # %% ../nbs/99_cli.ipynb #bd4109bc
@@ -978,6 +998,7 @@ class PipeSafe:
 def main(argv:list[str]|None=None, # the arguments (default: the command line)
         ) -> int:
     "Entry point of the `ser-kit` console script: the command's exit status; a user's mistake is one line and status 2."
+    _standard_streams()
     for stream in (sys.stdout, sys.stderr):   # a file name that is not UTF-8 is printed with escapes, never a crash
         if hasattr(stream, 'reconfigure'): stream.reconfigure(errors='backslashreplace')
     ap = build_parser(); args = ap.parse_args(argv)

@@ -25,13 +25,13 @@ __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_E
            'get_corpus', 'AudioError', 'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError',
            'SilentAudioError', 'TooShortAudioError', 'TooLongAudioError', 'UnreadableAudioError', 'AbsurdAudioError',
            'wav_truncation', 'usable_audio', 'load_audio', 'cache_dir', 'writable_cache_dir', 'atomic_write',
-           'usual_permissions', 'InputPlaces', 'input_folders', 'refuse_inside', 'output_kind', 'remove_made_folders',
-           'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES', 'CONSONANTS',
-           'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe', 'recipe_table', 'actor_rng',
-           'actor_style', 'actor_voice', 'personal_recipe', 'syllable_plan', 'pitch_contour', 'glottal_source',
-           'pulse_table', 'formant_ba', 'band_ba', 'voicing_envelope', 'vowel_targets', 'formant_filter',
-           'consonant_noise', 'voiced_sound', 'synth_utterance', 'place_in_recording', 'ravdess_codes', 'ravdess_name',
-           'synth_file', 'write_actor', 'demo_settings', 'make_demo_corpus']
+           'strict_json', 'usual_permissions', 'InputPlaces', 'input_folders', 'refuse_inside', 'output_kind',
+           'remove_made_folders', 'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES',
+           'CONSONANTS', 'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe', 'recipe_table',
+           'actor_rng', 'actor_style', 'actor_voice', 'personal_recipe', 'syllable_plan', 'pitch_contour',
+           'glottal_source', 'pulse_table', 'formant_ba', 'band_ba', 'voicing_envelope', 'vowel_targets',
+           'formant_filter', 'consonant_noise', 'voiced_sound', 'synth_utterance', 'place_in_recording',
+           'ravdess_codes', 'ravdess_name', 'synth_file', 'write_actor', 'demo_settings', 'make_demo_corpus']
 
 # %% ../nbs/00_data.ipynb #232c5aec
 def corpus_summary(df:pd.DataFrame, # a corpus manifest
@@ -643,7 +643,8 @@ def _read_csv(csv:Path) -> pd.DataFrame:
     try:
         with open(csv, 'rb') as f: head = f.read(1 << 12)
         if b'\0' in head: raise ManifestError(csv, "binary data, not a text CSV; a manifest has path, speaker, emotion")
-        return pd.read_csv(csv, dtype={'speaker': str, 'corpus': str, 'gender': str})   # names, never numbers
+        return pd.read_csv(csv, dtype={'speaker': str, 'corpus': str, 'gender': str},   # names, never numbers
+                           low_memory=False)                                        # one dtype a column
     except UnicodeDecodeError as e:
         raise ManifestError(csv, f"not a text CSV (byte 0x{e.object[e.start]:02x} at {e.start} is not UTF-8)") from None
     except pd.errors.EmptyDataError:
@@ -705,6 +706,7 @@ def read_manifest(csv:str|Path, # a CSV with at least `path, speaker, emotion`
     df = df[~empty].copy()   # the index keeps each row's place in the file until the end
     df['path'] = listed_paths(df['path'], csv)
     _fill_speakers(df, csv)
+    df['speaker'] = df['speaker'].astype(str).str.strip()   # ' 01 ' and '01' are one person, not two speakers
     none = _blank(df['emotion'])
     skipped += [(str(csv), f"row {i + 2}: no emotion") for i in df.index[none]]
     df = df[~none].copy(); emo = df['emotion'].astype(str).str.strip().str.lower()
@@ -888,7 +890,7 @@ def wav_truncation(path:str|Path, # a file; only RIFF/WAVE files are checked
 
 # %% ../nbs/00_data.ipynb #4d177fec
 MAX_SECONDS = 600.0  # the longest clip `load_audio` decodes (a 10-minute file takes about 0.8 GB); $SER_KIT_MAX_SECONDS
-MAX_PEAK = 1e3       # decoded samples lie within ±1; a peak beyond this is garbage, not a loud recording
+MAX_PEAK = 16.0      # decoded samples lie within ±1 (float files may overshoot a little); beyond 16 is not audio
 
 # %% ../nbs/00_data.ipynb #8d6a9ed7
 def _max_seconds(max_seconds:float|None) -> float:
@@ -956,6 +958,12 @@ def usable_audio(y:np.ndarray,             # samples [n] or [n, channels], float
                  silence_db:float=-60.0,   # a peak below this many dBFS is silence
                 ) -> np.ndarray:
     "Mono float32 samples at `to_sr`, or the `AudioError` naming `name`: empty, NaN, absurd, silent or too short."
+    y = np.asarray(y)
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.number) or np.iscomplexobj(y):
+        raise CorruptAudioError(name, f"samples of type {y.dtype}: audio is numbers (float within ±1, or integer PCM)")
+    if np.issubdtype(y.dtype, np.integer):   # integer PCM (scipy's wavfile, a sound card): full scale is ±1
+        half = 2.0 ** (8 * y.dtype.itemsize - 1)
+        y = (y.astype(np.float64) - (half if np.issubdtype(y.dtype, np.unsignedinteger) else 0)) / half
     y = np.asarray(y, dtype=np.float32)
     if y.ndim not in (1, 2): raise CorruptAudioError(name, f"shape {y.shape}: samples are [n] or [n, channels]")
     if y.size == 0: raise EmptyAudioError(name, "no audio samples")
@@ -986,7 +994,8 @@ def load_audio(path:str|Path,          # an audio file: WAV (any sub-type), FLAC
     "Load an audio file as mono float32 at `sr`; every kind of bad file raises an `AudioError` naming it."
     path = Path(path)
     if path.is_dir(): raise AudioFileNotFoundError(path, "is a folder, not an audio file")
-    if not path.is_file(): raise AudioFileNotFoundError(path, "no such file")
+    if not path.exists(): raise AudioFileNotFoundError(path, "no such file")
+    if not path.is_file(): raise UnreadableAudioError(path, "not a regular file: a device, pipe or socket")
     try:
         if path.stat().st_size == 0: raise EmptyAudioError(path, "empty file (0 bytes)")
         why = wav_truncation(path)                       # also the first read: no permission fails here
@@ -1067,6 +1076,18 @@ def atomic_write(dest:str|Path,  # the file to (re)place
     finally:
         if tmp.exists(): tmp.unlink()
     return dest
+
+# %% ../nbs/00_data.ipynb #1914c0bf
+def strict_json(obj,        # what to write: dicts, lists, numbers, strings (anything else as its `str`)
+                indent:int=1,
+               ) -> str:
+    "JSON text that every reader accepts: NaN and infinities become `null` (Python would write the invalid `NaN`)."
+    def clean(o):
+        if isinstance(o, (float, np.floating)): return float(o) if np.isfinite(o) else None
+        if isinstance(o, dict): return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)): return [clean(v) for v in o]
+        return o
+    return json.dumps(clean(obj), indent=indent, default=str, allow_nan=False)
 
 # %% ../nbs/00_data.ipynb #e9508d31
 def usual_permissions(root:Path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np, pandas as pd
 from .data import (EMOTIONS, SettingError, load_corpus, get_corpus, speaker_folds, speaker_groups, check_audio,
-                          refuse_inside, check_output)
+                          refuse_inside, check_output, strict_json)
 from .models import (metrics, uar, versions, cross_validate, per_speaker, confusion_frame, plot_confusion,
                             plot_history, weighted_mean, ordered_labels)
 
@@ -391,9 +391,9 @@ def write_report(out:str|Path,                     # report folder (created; nev
     if notes: extra = {**(extra or {}), 'fold notes': pd.DataFrame(notes)}   # why a class's recall can read 0
     summary = dict(summary=table.reset_index().to_dict('records'), results={m: _strip(r) for m, r in results.items()},
                    classification_report={m: t.to_dict('index') for m, t in per_class.items()})
-    (out/'metrics.json').write_text(json.dumps(summary, indent=1, default=str))
+    (out/'metrics.json').write_text(strict_json(summary))
     env = dict(corpus=corpus, settings=settings or {}, environment=_environment())
-    (out/'settings.json').write_text(json.dumps(env, indent=1, default=str))
+    (out/'settings.json').write_text(strict_json(env))
     _write_pages(out, corpus, table, extra or {}, list(figs), per_class)
     return out
 

@@ -415,6 +415,10 @@ def label_index(self:Recognizer, emotions:Sequence, # emotion names, each one of
     return pd.Series(list(emotions), dtype=object).map({e: i for i, e in enumerate(self.labels)}).to_numpy()
 
 # %% ../nbs/01b_models.ipynb #52020150
+def _no_speaker(s) -> bool:
+    "Whether a speaker id says 'unknown': None, NaN (a blank CSV cell) or only spaces."
+    return s is None or s is pd.NA or (isinstance(s, (float, np.floating)) and np.isnan(s)) or not str(s).strip()
+
 def speaker_ids(speakers:Sequence|None, # a speaker id per item, or None (unknown: every item its own speaker)
                 n:int,                  # number of items
                ) -> np.ndarray:
@@ -422,7 +426,7 @@ def speaker_ids(speakers:Sequence|None, # a speaker id per item, or None (unknow
     if speakers is None: return np.array([f'?{i}' for i in range(n)], dtype=object)
     if isinstance(speakers, (str, bytes)) or not isinstance(speakers, Iterable):   # 'abc' is not three speakers
         raise SettingError(None, f"speakers must be a sequence of ids, one per file, not a {type(speakers).__name__}")
-    ids = np.array([str(s) for s in speakers], dtype=object)
+    ids = np.array([f'?{i}' if _no_speaker(s) else str(s).strip() for i, s in enumerate(speakers)], dtype=object)
     if len(ids) != n: raise SettingError(None, f"{len(ids)} speakers for {n} files: give one speaker per file")
     return ids
 
@@ -681,6 +685,15 @@ def _left_out(k:int, test:pd.DataFrame, why:str) -> dict:
                 test_speakers=sorted(map(str, set(test['speaker']))),
                 shared_speakers=0, n_skipped=0, untrained=[], untested=[], seconds=0.0, left_out=why)
 
+# %% ../nbs/01b_models.ipynb #24e99d55
+def _evaluated_clips(m:pd.DataFrame, wanted:list) -> pd.DataFrame:
+    "The clips of the `wanted` emotions; a clear error when some of them, or all but one, have no clip."
+    if missing := [e for e in wanted if e not in set(m['emotion'])]:
+        raise SettingError(None, f"no clip of {', '.join(missing)} here (this corpus holds "
+                                 f"{', '.join(ordered_labels(set(m['emotion'])))})")
+    if len(wanted) < 2: raise SettingError(None, f"only {wanted}: a recogniser needs at least 2 emotions")
+    return m[m['emotion'].isin(wanted)].reset_index(drop=True)
+
 # %% ../nbs/01b_models.ipynb #fc67f745
 def _summary(rows:list, per_fold:list, labels:list) -> dict:
     "Pooled and per-fold scores of a cross-validation."
@@ -704,8 +717,9 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
                    skew:int|None=None,                      # keep only this many emotions per test speaker (rotating)
                   ) -> dict:
     "One model per fold, tested on the fold's speakers: pooled and per-fold scores, per-clip predictions, settings."
-    t0 = time.time(); m = load_corpus(manifest).reset_index(drop=True); everyone = sorted(set(speaker_groups(m)))
+    t0 = time.time(); m = load_corpus(manifest).reset_index(drop=True)
     proto = model_factory(); wanted = ordered_labels(proto.emotions or set(m['emotion']))
+    m = _evaluated_clips(m, wanted); everyone = sorted(set(speaker_groups(m)))   # folds of the clips evaluated
     rows, per_fold, labels = [], [], []
     for k, (tr, te) in enumerate(_folds(m, protocol, folds, seed)):
         if protocol != 'random' and shared_speakers(m, tr, te): raise RuntimeError(f"fold {k} shares speakers")

@@ -45,9 +45,9 @@ def test_a_class_missing_from_a_folds_training_is_explained(data, tmp_path):
     assert "note: fold 2: not run: its training speakers hold only ['neutral']" in r.stdout, r.stdout
     assert r.stdout.startswith('speaker protocol, 2 folds')                 # the folds that ran
     assert 'not run: its training speakers hold only' in (tmp_path / 'report' / 'report.md').read_text()
-    m = m[m.speaker != '01']                                                # no fold can train at all: one line
+    m = m[m.speaker != '01']                                   # one emotion left in the corpus: said before any fold
     m.to_csv(tmp_path / 'none.csv', index=False)
-    last_error(run('evaluate', tmp_path / 'none.csv', '--folds', 2, *QUICK), 'no fold could be trained')
+    last_error(run('evaluate', tmp_path / 'none.csv', '--folds', 2, *QUICK), "only ['neutral']", 'at least 2 emotions')
 
 
 def test_svc_with_too_few_clips_of_an_emotion_names_it(data, tmp_path):
