@@ -4,7 +4,7 @@
 
 # %% ../nbs/99_cli.ipynb #6ba32a03
 from __future__ import annotations
-import argparse, inspect, json, os, sys, time
+import argparse, inspect, json, os, sys, time, warnings
 
 def _access(fd:int) -> int|None:
     "How a descriptor is open: `os.O_RDONLY`, `os.O_WRONLY` or `os.O_RDWR` (None where `fcntl` is missing)."
@@ -71,6 +71,13 @@ def _jobs(text:str) -> int:
     return min(n, os.cpu_count() or 1)
 
 # %% ../nbs/99_cli.ipynb #50f90ed4
+def _seed(text:str) -> int:
+    "A seed of `--seed`: a whole number from 0 to 2**32 - 1 (what numpy and torch accept)."
+    try: n = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= n < 2 ** 32: raise argparse.ArgumentTypeError(f"{n}: a seed is from 0 to {2 ** 32 - 1}")
+    return n
+
 def _named(verb:str): # what the command does with the path: 'read' or 'write'
     "An argparse type for a file or folder to `verb`, refusing an empty name (an unset shell variable is no path)."
     def path(text:str) -> str:
@@ -203,7 +210,7 @@ def _add_demo_corpus(sub):
     p = sub.add_parser('demo-corpus', help='write the synthetic RAVDESS-format demo corpus to a folder')
     p.add_argument('dest', type=_out_path, help='destination folder')
     p.add_argument('--actors', type=int, default=8, help='number of actors (1-24, default 8)')
-    p.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    p.add_argument('--seed', type=_seed, default=0, help='random seed (default 0)')
     p.set_defaults(func=lambda a: demo_corpus_command(a.dest, a.actors, a.seed))
 
 # %% ../nbs/99_cli.ipynb #5a2fe86c
@@ -250,15 +257,21 @@ def features_command(source,                  # corpus folder or manifest CSV
     if out is not None and Path(out).suffix.lower() not in ('.parquet', '.pq', '.csv'):
         raise SettingError(out, "the output must end in .parquet or .csv")
     man = load_corpus(source)
-    if out is not None: out = _output_path(out, 'features', source, man)
-    with dask_backend(dask) as client:
+    if out is not None:
+        out = _output_path(out, 'features', source, man); side = _check_settings(_settings_path(out), source, man)
+    with dask_backend(dask) as client, warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='skipped .* files')      # listed below, each once, by its path
         X = extract_features(man, featureset, n_jobs=-1 if client else n_jobs, cache=cache)
     df = man.loc[X.index].join(X)
-    report_skipped(_skipped_frame(man, X.attrs.get('skipped')), out, stderr)
+    sk = report_skipped(_skipped_frame(man, X.attrs.get('skipped')), out, stderr)
     if not len(df): raise SerKitError(source, f"no features: none of its {len(man)} audio files can be read")
     if out is None: return df
     if out.suffix.lower() in ('.parquet', '.pq'): atomic_write(out, lambda f: df.to_parquet(f))
     else: _write_csv(df, out)
+    fs = get_featureset(featureset)   # what a later reader needs to tell feature files apart: set, its code, inputs
+    write_settings(side, 'features', source=str(Path(source).absolute()) if not isinstance(source, pd.DataFrame)
+                   else 'a manifest table', featureset=featureset, featureset_key=fs.key(), n_files=len(df),
+                   n_features=X.shape[1], n_skipped=len(sk))
     print(f"{len(df)} files x {X.shape[1]} features -> {out}", file=stdout or sys.stdout)
     return df
 
@@ -347,7 +360,7 @@ def _add_model_options(p):
     p.add_argument('--emotions', help='comma-separated subset of emotions to use')
     p.add_argument('--balance', action='store_true', help='down-sample every class to the smallest')
     p.add_argument('-q', '--quiet', action='store_true', help='cnn / wav2vec2 / fusion: no per-epoch training log')
-    p.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    p.add_argument('--seed', type=_seed, default=0, help='random seed (default 0)')
     p.add_argument('--checkpoint', help='wav2vec2: hub id or local folder (default: tiny offline model if no weights)')
     p.add_argument('--epochs', type=int, help='cnn / wav2vec2: training epochs')
     p.add_argument('--arch', help='cnn: resnet1d (default), cnn2d, crnn, lstm, gru or transformer')
@@ -440,13 +453,17 @@ def _add_train(sub):
 # %% ../nbs/99_cli.ipynb #5714543b
 def _listed_files(csv:str|Path) -> pd.DataFrame:
     "The files a CSV input lists: a manifest's rows, or a plain list's `path` (and `speaker`) column: no labels needed."
-    try: return load_corpus(csv)
-    except ManifestError as e:
+    try: df = load_corpus(csv)
+    except ManifestError:                                         # labels it cannot read are not needed to predict
         df = _read_csv(Path(csv))                                 # (a CSV that cannot be read: that error)
-        if 'path' not in df.columns: raise e from None           # labels it cannot read are not needed to predict
-    df = df[~_blank(df['path'])]
-    spk = df['speaker'].to_numpy() if 'speaker' in df else [None] * len(df)
-    return pd.DataFrame(dict(path=listed_paths(df['path'], Path(csv)), speaker=spk, corpus='manifest'))
+        if 'path' not in df.columns:
+            raise ManifestError(csv, f"no 'path' column (its header reads: {', '.join(map(str, df.columns[:4]))}); "
+                                     "a list of files needs a comma-separated header line with 'path'") from None
+        df = df[~_blank(df['path'])]
+        spk = df['speaker'].to_numpy() if 'speaker' in df else [None] * len(df)
+        df = pd.DataFrame(dict(path=listed_paths(df['path'], Path(csv)), speaker=spk, corpus='manifest'))
+    if not len(df): raise ManifestError(csv, "lists no file (a header line only, or rows without a path)")
+    return df
 
 def _each_once(files:list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     "The files, each once by what it is (a link to, or `a/../a` path of, a file already listed is not a new clip)."
@@ -487,6 +504,7 @@ def _with_speakers(table:pd.DataFrame, found:pd.DataFrame, missing:pd.DataFrame)
     "`predict_table`'s table with `speaker_from` added, the speaker columns in front, missing inputs in `skipped`."
     attrs, front = dict(table.attrs), ['path', *(['prediction'] if 'prediction' in table else []), *SPEAKER_COLUMNS]
     table = table.assign(speaker_from=table['path'].map(dict(zip(found.path, found.speaker_from))))
+    if 'speaker' in table: table['speaker'] = table['speaker'].where(table['speaker_from'] != 'none', None)   # no '?3'
     table = table[front + [c for c in table.columns if c not in front]]
     skipped = [x for x in (missing, attrs['skipped']) if len(x)] or [missing]
     table.attrs = attrs | {'skipped': pd.concat(skipped, ignore_index=True)}
@@ -559,7 +577,8 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
     for r in table.itertuples(index=False):
         said = ('\t'.join(f"{d} {getattr(r, d):+.2f}" for d in rec.labels) if rec.model_type == 'dimensions'
                 else f"{r.prediction}\t{max(getattr(r, f'p_{l}') for l in rec.labels):.2f}")
-        who = f"speaker {printable_path(r.speaker)}\t{r.speaker_clips} clip{'s' if r.speaker_clips != 1 else ''}"
+        who = (f"speaker {printable_path(r.speaker)}" if isinstance(r.speaker, str) else "speaker unknown") + \
+              f"\t{r.speaker_clips} clip{'s' if r.speaker_clips != 1 else ''}"
         print(f"{printable_path(r.path)}\t{said}\t{who}", file=stdout)   # control characters escaped: one line each
     sk = _skipped_frame(table.attrs['skipped'])
     if not len(table) and len(sk) == 1: raise SerKitError(sk.path.iloc[0], sk.error.iloc[0])   # one bad input: one line
@@ -877,7 +896,7 @@ def _add_search(sub):
     p.add_argument('--folds', type=int, help='speaker-grouped folds (default 4, or the speakers if fewer)')
     p.add_argument('--grid', default='small', choices=['small', 'full'],
                    help='small (seconds on the demo corpus; default) or full (minutes on RAVDESS)')
-    p.add_argument('--seed', type=int, default=0, help='seed of the folds (default 0)')
+    p.add_argument('--seed', type=_seed, default=0, help='seed of the folds (default 0)')
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers (default: all cores)')
     p.set_defaults(func=lambda a: search_command(a.source, a.estimators, a.featureset, a.out, a.folds, a.grid == 'full',
                                                  a.seed, a.jobs))
@@ -984,11 +1003,13 @@ class PipeSafe:
         if not self.gone:
             try: return self.stream.write(s)
             except BrokenPipeError: self._close()
+            except OSError as e: raise OSError(e.errno, e.strerror, 'standard output') from None   # a full disk
         return len(s)
     def flush(self):
         if not self.gone:
             try: self.stream.flush()
             except BrokenPipeError: self._close()
+            except OSError as e: raise OSError(e.errno, e.strerror, 'standard output') from None
     def _close(self):
         self.gone = True
         try: os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())   # the flush at exit goes nowhere too

@@ -948,6 +948,12 @@ def _decode(path:Path, offset:float, duration:float|None, max_seconds:float=MAX_
     return y, sr0
 
 # %% ../nbs/00_data.ipynb #029b0402
+def _long_enough(y:np.ndarray, name, sr:int, min_duration:float):
+    "A `TooShortAudioError` for fewer samples than `min_duration` seconds."
+    if len(y) < min_duration * sr:
+        have = f"{len(y)} sample{'s' if len(y) != 1 else ''}" if len(y) < sr / 1000 else f"{len(y) / sr:.3f} s"
+        raise TooShortAudioError(name, f"too short: {have} < {min_duration} s")
+
 def usable_audio(y:np.ndarray,             # samples [n] or [n, channels], float
                  name,                     # what an error names: a path, 'clip 3', 'utterance'
                  sr:int,                   # their sample rate
@@ -971,12 +977,13 @@ def usable_audio(y:np.ndarray,             # samples [n] or [n, channels], float
     if not np.isfinite(top): raise CorruptAudioError(name, "samples contain NaN or infinity")
     if top > MAX_PEAK:
         raise AbsurdAudioError(name, f"absurd sample values (peak {top:.3g}; audio lies within ±1): not usable audio")
+    loud = top > 10 ** (silence_db / 20)
     if y.ndim == 2 and y.shape[1] > 1: y = y.mean(axis=1); top = float(np.abs(y).max())   # channels may cancel out
-    y = y.reshape(-1)
+    y = y.reshape(-1); _long_enough(y, name, sr, min_duration)
     if top <= 10 ** (silence_db / 20):
-        raise SilentAudioError(name, f"all silent (peak {20 * np.log10(top + 1e-12):.0f} dBFS)")
-    if trim: y = trim_silence(y, sr, top_db)
-    if len(y) < min_duration * sr: raise TooShortAudioError(name, f"too short: {len(y) / sr:.3f} s < {min_duration} s")
+        raise SilentAudioError(name, "its channels cancel out when mixed to mono (one is the other inverted); keep one"
+                               if loud else f"all silent (peak {20 * np.log10(top + 1e-12):.0f} dBFS)")
+    if trim: y = trim_silence(y, sr, top_db); _long_enough(y, name, sr, min_duration)
     if to_sr and to_sr != sr: y = soxr.resample(y, sr, to_sr, quality='HQ')
     return np.ascontiguousarray(y, dtype=np.float32)
 
@@ -1052,7 +1059,7 @@ def writable_cache_dir(*parts:str, # sub-folders inside the cache
                       ) -> Path:
     "`cache_dir(*parts)`, or, when the cache cannot be made, the same folder in a private temporary one (one warning)."
     try: return cache_dir(*parts)
-    except OSError as e: why = f"{type(e).__name__}: {e.strerror or e}"
+    except OSError as e: why = str(e.strerror or e)
     d = _private_temp().joinpath(*parts); d.mkdir(parents=True, exist_ok=True)
     root = str(_cache_root())
     if root not in _FALLBACK_SAID:

@@ -1098,7 +1098,7 @@ class _FileCache:
 
     def give_up(self, e:Exception):
         "Stop using a cache that cannot be written, with one warning; the caller goes on without it."
-        self.broken = f"{type(e).__name__}: {e}"
+        self.broken = str(getattr(e, 'strerror', None) or e)   # "No space left on device", not Python's names
         warnings.warn(f"cache {self.dir / self.name} cannot be written ({self.broken}); going on without it",
                       CacheWarning, stacklevel=3)
 
@@ -1109,7 +1109,7 @@ def _open_cache(kind:str, # the cache's folder: 'features' or 'frames'
     "The cache `name` in `cache_dir(kind)`, or None with a warning when that folder cannot be made or used."
     try: return _FileCache(cache_dir(kind), name)
     except OSError as e:
-        warnings.warn(f"no {kind} cache ({type(e).__name__}: {e}); going on without it (check SER_KIT_CACHE)",
+        warnings.warn(f"no {kind} cache ({e.strerror or e}); going on without it (check SER_KIT_CACHE)",
                       CacheWarning, stacklevel=3)
         return None
 

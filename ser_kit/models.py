@@ -594,6 +594,8 @@ def make_model(model:str='classical', # a key of `MODEL_TYPES`
 def load_model(path:str|Path, # a `.skops` file (classical) or a model folder with `ser_kit.json`
               ) -> Recognizer:
     "Load any saved ser_kit model; a file that is not one raises `ModelFileError` naming it."
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise SettingError(None, f"give a model: a .skops file or a model folder, not {path!r}")
     path = Path(path)
     if path.is_dir():
         meta = path / 'ser_kit.json'
@@ -609,6 +611,8 @@ def load_model(path:str|Path, # a `.skops` file (classical) or a model folder wi
         except (TypeError, AttributeError, KeyError, IndexError, ValueError, RuntimeError) as e:   # a bad field
             raise ModelFileError(meta, f"a damaged model description ({type(e).__name__}: {e})") from None
     if not path.exists(): raise ModelFileError(path, "no such model file or folder")
+    if path.suffix.lower() != '.skops':
+        raise ModelFileError(path, "not a ser_kit model: a model is a .skops file (classical) or a model folder")
     return model_class('classical').load(path)
 
 # %% ../nbs/01b_models.ipynb #32f6006c
