@@ -134,6 +134,10 @@ def report_skipped(skipped:pd.DataFrame,   # `path, error` of every file or fold
 # %% ../nbs/99_cli.ipynb #f5a726d7
 SETTINGS_MARK = 'ser_kit settings'  # the `ser_kit` entry of every settings file: how a rerun knows it may replace it
 
+def _source_text(source) -> str:
+    "An input as a result records it: the full path (a relative one means nothing to a later reader), or its kind."
+    return 'a manifest table' if isinstance(source, pd.DataFrame) else str(Path(source).absolute())
+
 def _settings_path(out:str|Path) -> Path:
     "Where a command records how an output file was made: beside it, `<output>.settings.json`."
     return Path(f"{out}.settings.json")
@@ -269,9 +273,8 @@ def features_command(source,                  # corpus folder or manifest CSV
     if out.suffix.lower() in ('.parquet', '.pq'): atomic_write(out, lambda f: df.to_parquet(f))
     else: _write_csv(df, out)
     fs = get_featureset(featureset)   # what a later reader needs to tell feature files apart: set, its code, inputs
-    write_settings(side, 'features', source=str(Path(source).absolute()) if not isinstance(source, pd.DataFrame)
-                   else 'a manifest table', featureset=featureset, featureset_key=fs.key(), n_files=len(df),
-                   n_features=X.shape[1], n_skipped=len(sk))
+    write_settings(side, 'features', source=_source_text(source), featureset=featureset, featureset_key=fs.key(),
+                   n_files=len(df), n_features=X.shape[1], n_skipped=len(sk))
     print(f"{len(df)} files x {X.shape[1]} features -> {out}", file=stdout or sys.stdout)
     return df
 
@@ -471,7 +474,8 @@ def _each_once(files:list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     for f in files:
         real = os.path.realpath(f)
         if real not in first: first[real] = f; keep.append(f)
-        elif f != first[real]: again.append((f, f"the same file as {first[real]}: predicted once"))
+        else: again.append((f, f"the same file as {first[real]}: predicted once" if f != first[real] else
+                                "given twice: predicted once"))
     return keep, again
 
 def gather_inputs(inputs:list[str],         # audio files, folders (searched recursively) and manifest CSVs
@@ -714,14 +718,14 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
     with dask_backend(dask) as client:
         if client: runs = {name: s | {'n_jobs': -1} for name, s in runs.items()}   # every worker of the cluster
         res = {name: cross_validate(lambda s=s: make_model(model, **s), man, protocol, folds, seed, skew=skew)
-                     | {'source': str(source)} for name, s in runs.items()}
+                     | {'source': _source_text(source)} for name, s in runs.items()}
     r = _combined(res); print(format_result(r), file=stdout)
     if len(res) > 1: print(f"\nadapted and unadapted, same folds:\n{comparison_table(res).to_string()}", file=stdout)
     if json_out:
         atomic_write(json_out, lambda f: Path(f).write_text(strict_json(r)))
         print(f"result written to {json_out}", file=stdout)
-    if report_dir: _write_report(report_dir, res, model, dict(source=str(source), model=model, protocol=protocol,
-                                                              folds=folds, skew=skew) | mk, stdout)
+    if report_dir: _write_report(report_dir, res, model, dict(source=_source_text(source), model=model,
+                                                              protocol=protocol, folds=folds, skew=skew) | mk, stdout)
     return r
 
 # %% ../nbs/99_cli.ipynb #518afc9a
@@ -804,7 +808,7 @@ def _search_record(source, names:list, featureset:str, folds:int, full:bool, see
     "What `settings.json` of a search holds besides the command, date and versions: settings, seeds, grids, folds."
     from ser_kit.classical import ESTIMATORS
     groups = speaker_groups(m)
-    return dict(source=str(source), n_files=len(m), n_speakers=len(set(groups)), labels=sorted(set(m.emotion)),
+    return dict(source=_source_text(source), n_files=len(m), n_speakers=len(set(groups)), labels=sorted(set(m.emotion)),
                 settings=dict(estimators=names, featureset=featureset, folds=folds, grid='full' if full else 'small',
                               scoring='uar', cv='speaker-grouped (StratifiedGroupKFold): no speaker on both sides'),
                 seeds=dict(folds=seed, estimators={n: ESTIMATORS[n].params.get('random_state') for n in names}),
