@@ -765,8 +765,8 @@ def _estimators(spec:str|list|None, # `--estimators svc,logreg,...` (None or 'al
     names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
     bad = [n for n in names if n not in ESTIMATORS]
     if bad or not names:
-        raise SettingError(None, f"--estimators: unknown {', '.join(map(repr, bad)) or 'empty list'}; "
-                                 f"choose from {','.join(ESTIMATORS)}")
+        what = f"unknown {', '.join(map(repr, bad))}" if bad else f"no estimator named in {spec!r}"
+        raise SettingError(None, f"--estimators: {what}; choose from {','.join(ESTIMATORS)}")
     return names
 
 # %% ../nbs/99_cli.ipynb #82f63fe5
