@@ -4,26 +4,7 @@ import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from test_hostile_cli import run, last_error   # `ser-kit` in this process, the one-line error
-from test_hostile_outputs import _clips        # RAVDESS-named voiced clips, quick to make
-
-QUICK = ('--estimator', 'logreg', '--adapt', 'none', '--speeds', 'none', '-j', '1')
-
-
-@pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    "Three speakers, six clips each (neutral and angry), and its manifest."
-    root = tmp_path_factory.mktemp('h5')
-    d = _clips(root / 'data', n=6, speakers=('01', '02', '03'))
-    r = run('corpus', d, '--csv', root / 'm.csv', '-j', '1')
-    assert r.returncode == 0, r.stderr
-    return d, root / 'm.csv'
-
-
-@pytest.fixture(scope='module')
-def model(data, tmp_path_factory):
-    m = tmp_path_factory.mktemp('h5m') / 'm.skops'
-    assert run('train', data[0], '-o', m, *QUICK).returncode == 0
-    return m
+from test_hostile_round4 import data, model, QUICK   # 3 speakers x 6 clips, a quick model of them
 
 
 def test_integer_pcm_arrays_are_scaled_not_read_as_huge_floats(model, data):
