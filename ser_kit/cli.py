@@ -1023,7 +1023,6 @@ class PipeSafe:
 def main(argv:list[str]|None=None, # the arguments (default: the command line)
         ) -> int:
     "Entry point of the `ser-kit` console script: the command's exit status; a user's mistake is one line and status 2."
-    _standard_streams()
     for stream in (sys.stdout, sys.stderr):   # a file name that is not UTF-8 is printed with escapes, never a crash
         if hasattr(stream, 'reconfigure'): stream.reconfigure(errors='backslashreplace')
     ap = build_parser(); args = ap.parse_args(argv)
