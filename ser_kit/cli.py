@@ -257,7 +257,7 @@ def features_command(source,                  # corpus folder or manifest CSV
                      dask:str|None=None,      # a Dask scheduler address or 'local' (default: $SER_KIT_DASK, else none)
                     ) -> pd.DataFrame:
     "`ser-kit features`: features joined to the manifest, written as Parquet or CSV; skipped files listed beside it."
-    get_featureset(featureset)
+    fs = get_featureset(featureset)                  # an unknown name fails here, before any work
     if out is not None and Path(out).suffix.lower() not in ('.parquet', '.pq', '.csv'):
         raise SettingError(out, "the output must end in .parquet or .csv")
     man = load_corpus(source)
@@ -272,7 +272,6 @@ def features_command(source,                  # corpus folder or manifest CSV
     if out is None: return df
     if out.suffix.lower() in ('.parquet', '.pq'): atomic_write(out, lambda f: df.to_parquet(f))
     else: _write_csv(df, out)
-    fs = get_featureset(featureset)   # what a later reader needs to tell feature files apart: set, its code, inputs
     write_settings(side, 'features', source=_source_text(source), featureset=featureset, featureset_key=fs.key(),
                    n_files=len(df), n_features=X.shape[1], n_skipped=len(sk))
     print(f"{len(df)} files x {X.shape[1]} features -> {out}", file=stdout or sys.stdout)
@@ -508,7 +507,7 @@ def _with_speakers(table:pd.DataFrame, found:pd.DataFrame, missing:pd.DataFrame)
     "`predict_table`'s table with `speaker_from` added, the speaker columns in front, missing inputs in `skipped`."
     attrs, front = dict(table.attrs), ['path', *(['prediction'] if 'prediction' in table else []), *SPEAKER_COLUMNS]
     table = table.assign(speaker_from=table['path'].map(dict(zip(found.path, found.speaker_from))))
-    if 'speaker' in table: table['speaker'] = table['speaker'].where(table['speaker_from'] != 'none', None)   # no '?3'
+    if 'speaker' in table: table['speaker'] = table['speaker'].where(table['speaker_from'] != 'none', None)   # unknown
     table = table[front + [c for c in table.columns if c not in front]]
     skipped = [x for x in (missing, attrs['skipped']) if len(x)] or [missing]
     table.attrs = attrs | {'skipped': pd.concat(skipped, ignore_index=True)}
