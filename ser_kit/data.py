@@ -977,10 +977,10 @@ def usable_audio(y:np.ndarray,             # samples [n] or [n, channels], float
     if not np.isfinite(top): raise CorruptAudioError(name, "samples contain NaN or infinity")
     if top > MAX_PEAK:
         raise AbsurdAudioError(name, f"absurd sample values (peak {top:.3g}; audio lies within ±1): not usable audio")
-    loud = top > 10 ** (silence_db / 20)
+    quiet = 10 ** (silence_db / 20); loud = top > quiet
     if y.ndim == 2 and y.shape[1] > 1: y = y.mean(axis=1); top = float(np.abs(y).max())   # channels may cancel out
     y = y.reshape(-1); _long_enough(y, name, sr, min_duration)
-    if top <= 10 ** (silence_db / 20):
+    if top <= quiet:
         raise SilentAudioError(name, "its channels cancel out when mixed to mono (one is the other inverted); keep one"
                                if loud else f"all silent (peak {20 * np.log10(top + 1e-12):.0f} dBFS)")
     if trim: y = trim_silence(y, sr, top_db); _long_enough(y, name, sr, min_duration)
