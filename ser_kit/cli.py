@@ -323,7 +323,8 @@ def _augment_kw(model:str,                  # model type: a key of `MODEL_TYPES`
 
 # %% ../nbs/99_cli.ipynb #eac92bae
 # settings for the model types that have them
-MODEL_OPTIONS = ('checkpoint', 'epochs', 'arch', 'batch_size', 'lr', 'adapt', 'speeds', 'regressor', 'augment')
+MODEL_OPTIONS = ('checkpoint', 'epochs', 'arch', 'batch_size', 'lr', 'adapt', 'speeds', 'speaker_bn', 'regressor',
+                 'augment')
 
 def _model_kw(model:str,                 # model type: a key of `MODEL_TYPES`
               estimator:str|None=None,   # classical only: a zoo name
@@ -372,6 +373,9 @@ def _add_model_options(p):
                                    "default: the model type's")
     p.add_argument('--speeds', type=_speeds, help='classical / cnn: speed factors of extra training speakers, e.g. '
                                                   "0.9,1.1, or none (default: the model type's)")
+    p.add_argument('--speaker-bn', dest='speaker_bn', choices=['gate', 'always', 'none'],
+                   help="cnn / fusion: speaker batch norm: gate (the CNN's default: a second set of networks for speakers "
+                        "heard in many clips and emotions), always, or none (the fusion's default; half the training)")
     p.add_argument('--augment', metavar='KINDS', help=AUGMENT_HELP)
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers for features (default: all cores)')
 
@@ -653,7 +657,8 @@ def _adaptation_runs(model:str, mk:dict) -> dict[str, dict]:
     rec = make_model(model, **mk)                                   # checks every setting, before any work
     if rec.adaptation() == 'none' or not _takes_adapt(rec): return {'': mk}
     no_speeds = mk.get('speeds') and model != 'cnn'     # classical speed copies need adaptation; the CNN's do not
-    return {'adapted': mk, 'unadapted': mk | {'adapt': 'none'} | ({'speeds': ()} if no_speeds else {})}
+    no_bn = {'speaker_bn': 'none'} if 'speaker_bn' in rec.settings() else {}      # the CNN's speaker BN adapts too
+    return {'adapted': mk, 'unadapted': mk | {'adapt': 'none'} | no_bn | ({'speeds': ()} if no_speeds else {})}
 
 # %% ../nbs/99_cli.ipynb #40ad9f82
 def _combined(res:dict[str, dict]) -> dict:

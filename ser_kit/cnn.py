@@ -6,11 +6,11 @@
 from __future__ import annotations
 import os, time, copy, inspect, warnings
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
@@ -23,15 +23,17 @@ from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, u
                             read_description, history_frame, RETRAIN, check_clips)
 
 # %% auto #0
-__all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'EMBED_ADAPT',
-           'CNN_ADAPT', 'HEAD_C', 'HEAD_BALANCE', 'HEAD_CLASS_WEIGHT', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS',
-           'default_device', 'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames',
-           'crop_frames', 'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch',
-           'aug_specaug', 'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d',
-           'ResBlock1d', 'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params',
-           'CNNSettings', 'cpu_threads', 'predict_logits', 'validation_scores', 'train_one_epoch', 'average_weights',
-           'refresh_batchnorm', 'train_model', 'CNNRecognizer', 'layer_taps', 'time_stats', 'network_vectors',
-           'clip_band_means', 'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
+__all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'BN_PRIOR',
+           'BATCHNORMS', 'EMBED_ADAPT', 'CNN_ADAPT', 'HEAD_C', 'HEAD_BALANCE', 'HEAD_CLASS_WEIGHT', 'GATE_CLIPS',
+           'GATE_BREADTH', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device', 'amp_dtype', 'autocast',
+           'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames', 'FrameDataset', 'augment_for',
+           'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug', 'augment_batch', 'mixup',
+           'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d', 'ResNet1d', 'CRNN', 'SeqRNN',
+           'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings', 'cpu_threads', 'predict_logits',
+           'speaker_batchnorm', 'by_speaker', 'validation_scores', 'train_one_epoch', 'average_weights',
+           'refresh_batchnorm', 'speaker_batches', 'SpeakerBatches', 'train_model', 'CNNRecognizer', 'layer_taps',
+           'time_stats', 'network_vectors', 'breadth', 'clip_band_means', 'speaker_band_means', 'write_checkpoint',
+           'read_checkpoint']
 
 # %% ../nbs/03_cnn.ipynb #edc69528
 def default_device() -> str:
@@ -504,13 +506,58 @@ def predict_logits(model:nn.Module,           # a trained model
             with autocast(device): out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
+# %% ../nbs/03_cnn.ipynb #c5d80904
+BN_PRIOR = 8  # pseudo-clips of the training statistics in a speaker's batch-norm statistics
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+def _speaker_bn_forward(m:nn.Module, n_clips:int, prior:float):
+    "A batch-norm forward pass with the batch's statistics, shrunk toward the running ones by `prior` pseudo-clips."
+    w = n_clips / (n_clips + prior)
+    def fwd(x):
+        dims = [0] + list(range(2, x.dim()))
+        mean = w * x.mean(dims) + (1 - w) * m.running_mean
+        var = w * x.var(dims, unbiased=False) + (1 - w) * m.running_var
+        return F.batch_norm(x, mean, var, m.weight, m.bias, False, 0.0, m.eps)
+    return fwd
+
+# %% ../nbs/03_cnn.ipynb #1e635027
+@contextmanager
+def speaker_batchnorm(model:nn.Module,      # a network
+                      n_clips:int,          # clips of the speaker in each batch that goes through it
+                      prior:float=BN_PRIOR, # pseudo-clips of the running statistics
+                     ):
+    "Inside the block every batch-norm layer of `model` normalises with the batch's own statistics (shrunk)."
+    mods = [m for m in model.modules() if isinstance(m, BATCHNORMS)]
+    for m in mods: m.forward = _speaker_bn_forward(m, n_clips, prior)
+    try: yield model
+    finally:
+        for m in mods: del m.forward
+
+# %% ../nbs/03_cnn.ipynb #cb70fcec
+def by_speaker(fn:Callable,          # fn(model, X_part, batch_size=...) -> array [len(X_part), ...]
+               model:nn.Module,      # the network
+               X:np.ndarray,         # frames [N, 1, F, T]
+               speakers:Sequence,    # a speaker id per row
+               prior:float=BN_PRIOR, # pseudo-clips of the running statistics
+              ) -> np.ndarray:
+    "`fn` on each speaker's rows of `X` in one batch, with that speaker's batch-norm statistics, rows in order."
+    ids, out = np.asarray(speakers).astype(str), None
+    for s in dict.fromkeys(ids):
+        i = np.flatnonzero(ids == s)
+        with speaker_batchnorm(model, len(i), prior): r = fn(model, X[i], batch_size=len(i))
+        if out is None: out = np.zeros((len(X),) + r.shape[1:], r.dtype)
+        out[i] = r
+    return out
+
 # %% ../nbs/03_cnn.ipynb #6f177f13
 def validation_scores(model:nn.Module, # the network
-                      val:tuple,       # (X_val, y_val): frames and label indices of the held-out speakers
+                      val:tuple,       # (X_val, y_val) of the held-out speakers, or (X_val, y_val, their speakers)
                       device:str,      # where to run
                      ) -> dict:
-    "`val_loss` (cross-entropy) and `val_uar` of the network on the validation clips."
-    logits = predict_logits(model, val[0], device=device); y = np.asarray(val[1])
+    "`val_loss` (cross-entropy) and `val_uar` of the network on the validation clips (with speakers: speaker BN)."
+    if len(val) > 2: logits = by_speaker(partial(predict_logits, device=device), model, val[0], val[2])
+    else: logits = predict_logits(model, val[0], device=device)
+    y = np.asarray(val[1])
     loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)).item()
     return dict(val_loss=float(loss), val_uar=uar(y, logits.argmax(1)))
 
@@ -565,6 +612,25 @@ def refresh_batchnorm(model:nn.Module,   # a network whose weights were replaced
     with torch.random.fork_rng(): torch.optim.swa_utils.update_bn(loader, model, device)
     return model.eval()
 
+# %% ../nbs/03_cnn.ipynb #c26df927
+def speaker_batches(speakers:Sequence,          # a speaker id per training row
+                    batch_size:int,             # most rows a batch
+                    rng:np.random.Generator,    # shuffles the rows and the batches
+                   ) -> list[list[int]]:
+    "Batches of row indices, each holding one speaker's rows (shuffled), in a shuffled order."
+    spk, out = np.asarray(speakers), []
+    for s in np.unique(spk):
+        i = rng.permutation(np.flatnonzero(spk == s))
+        out += [c for c in np.array_split(i, max(1, int(np.ceil(len(i) / batch_size)))) if len(c) > 1]
+    return [out[j].tolist() for j in rng.permutation(len(out))]
+
+class SpeakerBatches(torch.utils.data.Sampler):
+    "A `DataLoader` batch sampler of one-speaker batches (`speaker_batches`), reshuffled every epoch."
+    def __init__(self, speakers:Sequence, batch_size:int, seed:int):
+        self.speakers, self.batch_size, self.rng = np.asarray(speakers), batch_size, np.random.default_rng(seed)
+    def __iter__(self): return iter(speaker_batches(self.speakers, self.batch_size, self.rng))
+    def __len__(self): return len(speaker_batches(self.speakers, self.batch_size, np.random.default_rng(0)))
+
 # %% ../nbs/03_cnn.ipynb #098d4748
 def train_model(model:nn.Module,              # the network (moved to `device`)
                 train_ds:FrameDataset,        # training examples (random crops)
@@ -573,6 +639,7 @@ def train_model(model:nn.Module,              # the network (moved to `device`)
                 seed:int=0,                   # seed of weights init, shuffling and augmentation
                 device:str|None=None,         # 'cuda' / 'cpu'; default: GPU when present
                 progress:bool=False,          # print one line per epoch
+                speakers:Sequence|None=None,  # a speaker id per training row: one speaker a batch, for speaker BN
                 **changes,                    # settings changed from `settings`, e.g. epochs=5, augment={}
                ) -> pd.DataFrame:
     "Train `model` in place (ending with its best validation weights, or the average of its last `swa` epochs)."
@@ -582,8 +649,10 @@ def train_model(model:nn.Module,              # the network (moved to `device`)
     model.to(device); opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=s.t0 or max(1, s.epochs // 3), T_mult=2)
     scaler = torch.amp.GradScaler('cuda', enabled=amp_dtype(device) == torch.float16)
-    loader = torch.utils.data.DataLoader(train_ds, s.batch_size, shuffle=True, num_workers=0, generator=gen,
-                                         drop_last=len(train_ds) > s.batch_size)
+    if speakers is None: loader = torch.utils.data.DataLoader(train_ds, s.batch_size, shuffle=True, num_workers=0,
+                                                              generator=gen, drop_last=len(train_ds) > s.batch_size)
+    else: loader = torch.utils.data.DataLoader(train_ds, batch_sampler=SpeakerBatches(speakers, s.batch_size, seed),
+                                               num_workers=0)
     hist, best, best_state, wait, last = [], -np.inf, None, 0, deque(maxlen=max(s.swa, 1))
     for ep in range(s.epochs):
         t = time.time(); loss = train_one_epoch(model, loader, opt, sched, scaler, s, ep, gen, device)
@@ -640,6 +709,9 @@ class CNNRecognizer(Recognizer):
                                                # speaker; None: the networks' own softmax, no adaptation
                  speeds:Sequence[float]|None=(0.9, 1.1), # speed factors of extra training copies, each a new
                                                # speaker (tempo and pitch 10 % down and up); None or (): none
+                 speaker_bn:str|None='gate',   # 'gate': a second set of networks with speaker batch norm, for the
+                                               # speakers of a request heard in many clips and emotions (`gate`);
+                                               # 'always': those networks only; None: the default networks only
                 ):
         super().__init__(emotions=emotions, balance=balance, seed=seed, n_jobs=n_jobs, progress=progress)
         self.adapt = None if adapt == 'none' else adapt
@@ -654,7 +726,10 @@ class CNNRecognizer(Recognizer):
         self.val_speakers = None if val_speakers is None else [str(s) for s in val_speakers]
         self.val_fraction = val_fraction
         self.speeds = [float(f) for f in (speeds or ())]
+        self.speaker_bn = None if speaker_bn == 'none' else speaker_bn
         self._check_settings()
+        self.bn_model_: CNNRecognizer|None = None # speaker_bn='gate': the twin with speaker batch norm
+        self.gate_: dict = {}                     # the last prediction's gate: speaker -> clips, breadth, networks
         self.networks: list[nn.Module] = []      # the trained networks of the ensemble
         self.val_speakers_: list[str]|None = None # the validation speakers `fit` used
 
@@ -689,6 +764,8 @@ def _check_settings(self:CNNRecognizer):
         raise SettingError(None, f"val_fraction must be between 0 and 1, not {self.val_fraction}")
     if self.adapt not in (None,) + CNN_ADAPT:
         raise SettingError(None, f"adapt must be one of {', '.join(CNN_ADAPT)} or None, not {self.adapt!r}")
+    if self.speaker_bn not in (None, 'gate', 'always'):
+        raise SettingError(None, f"speaker_bn must be 'gate', 'always' or None, not {self.speaker_bn!r}")
     if any(not 0.5 <= f <= 2 or f == 1 for f in self.speeds):
         raise SettingError(None, f"speeds must be factors between 0.5 and 2 other than 1, not {self.speeds}")
     if self.features['kind'] not in ('logmel', 'mfcc'):
@@ -720,8 +797,9 @@ def _net_params(self:CNNRecognizer) -> dict:
 @patch
 def adaptation(self:CNNRecognizer) -> str:
     "'none', or how the model adapts to each speaker."
-    if self.adapt in EMBED_ADAPT: return f"speaker-adaptive ({self.adapt}, network vectors)"
-    return "speaker-adaptive (band means)" if self.adapt else 'none'
+    how = [f'{self.adapt}, network vectors' if self.adapt in EMBED_ADAPT else 'band means' if self.adapt else '',
+           {'gate': 'gated speaker batch norm', 'always': 'speaker batch norm'}.get(self.speaker_bn, '')]
+    return f"speaker-adaptive ({'; '.join(h for h in how if h)})" if any(how) else 'none'
 
 # %% ../nbs/03_cnn.ipynb #fa193d16
 @patch
@@ -808,13 +886,23 @@ def _flat_views(self:CNNRecognizer, X:np.ndarray) -> tuple[np.ndarray, int, int]
     return V.reshape((n * v,) + V.shape[2:]), n, v
 
 @patch
+def _outputs(self:CNNRecognizer, fn:Callable, # `network_vectors` or `predict_logits`
+             X:np.ndarray,                    # frames [N, 1, F, T]
+             speakers:Sequence|None=None,     # a speaker id per clip (None: unknown, each its own)
+            ) -> tuple[list[np.ndarray], int, int]:
+    "(`fn` of every network on every clip's `tta` crops, N clips, V crops a clip); speaker BN: a speaker a batch."
+    flat, n, v = self._flat_views(X); dev = self.device or default_device(); fn = partial(fn, device=dev)
+    if self.speaker_bn != 'always': return [fn(net.to(dev), flat) for net in self.networks], n, v
+    groups = np.repeat(speaker_ids(speakers, n), v)                  # a clip's crops go with its speaker
+    return [by_speaker(fn, net.to(dev), flat, groups) for net in self.networks], n, v
+
+@patch
 def _embeddings(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
+                speakers:Sequence|None=None,      # a speaker id per clip (read by speaker batch norm only)
                ) -> np.ndarray:
     "The vectors of every network side by side [N, D x networks], each averaged over the `tta` crops of a clip."
-    flat, n, v = self._flat_views(X)
-    dev = self.device or default_device()
-    E = np.concatenate([network_vectors(net.to(dev), flat, device=dev) for net in self.networks], 1)
-    return E.reshape(n, v, -1).mean(1)
+    E, n, v = self._outputs(network_vectors, X, speakers)
+    return np.concatenate(E, 1).reshape(n, v, -1).mean(1)
 
 # %% ../nbs/03_cnn.ipynb #dfc2bd81
 @patch
@@ -859,7 +947,9 @@ def head_without(self:CNNRecognizer, speakers:Sequence, # speakers the classifie
                       "speaker, so scores on them are optimistic; train it in this session to hold speakers out")
         yield self; return
     saved = self.norm_, self.head_
-    try: yield self._fit_head(~np.isin(self.head_data_['voice'], [str(s) for s in speakers]))
+    twin = self.bn_model_.head_without(speakers) if self.bn_model_ is not None else nullcontext()   # its too
+    try:
+        with twin: yield self._fit_head(~np.isin(self.head_data_['voice'], [str(s) for s in speakers]))
     finally: self.norm_, self.head_ = saved
 
 # %% ../nbs/03_cnn.ipynb #617669d1
@@ -878,27 +968,45 @@ def _training_arrays(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> tupl
     return X, y, spk, voice, va
 
 @patch
-def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
-    "Train on `manifest` (path, speaker, emotion), early-stopping on speakers held out of it."
-    X, y, spk, voice, va = self._training_arrays(manifest); crop = self._crop()
-    if self.adapt == 'speaker':                         # every speaker (validation too) shifted by their own band means
-        B = speaker_band_means(clip_band_means(X), spk)
-        self.band_mean_ = np.mean([B[spk == s][0] for s in set(spk[~va & (spk == voice)])], axis=0)  # average real one
-        X = X - B[:, None, :, None].astype(X.dtype)
-    val = (crop_frames(X[va], crop) if crop else X[va], y[va])      # validate on centre crops: the training length
+def _train_networks(self:CNNRecognizer, X:np.ndarray, y:np.ndarray, # frames [N, 1, F, T] and label indices
+                    spk:np.ndarray, voice:np.ndarray, va:np.ndarray,  # speaker ids, real speakers, validation mask
+                   ) -> CNNRecognizer:
+    "Train the ensemble (speaker BN: one speaker a batch), then the classifier on its vectors."
+    crop, per_speaker = self._crop(), self.speaker_bn == 'always'
+    val = (crop_frames(X[va], crop) if crop else X[va], y[va]) + ((spk[va],) if per_speaker else ())  # centre crops
     device = self.device or default_device(); self.networks, hists = [], []
     for k in range(self.n_models):
-        if self.progress: print(f"{self.arch} #{k + 1}/{self.n_models}: {int((~va).sum())} training clips, "
-                                f"{int(va.sum())} validation clips (speakers {self.val_speakers_}), {device}")
+        if self.progress: print(f"{self.arch} #{k + 1}/{self.n_models}{' (speaker batch norm)' * per_speaker}: "
+                                f"{int((~va).sum())} training clips, {int(va.sum())} validation clips "
+                                f"(speakers {self.val_speakers_}), {device}")
         seed_everything(self.seed + k)                      # the same seed gives the same initial weights
         net = build_model(self.arch, len(self.labels), n_bands(self.features), **self._net_params())
         train_ds = FrameDataset(X[~va], y[~va], crop, train=True, seed=self.seed + k)
         s = self.train_settings(); s.augment = augment_for(s.augment, self.features['kind'])
-        h = train_model(net, train_ds, val, s, self.seed + k, device, self.progress)
+        h = train_model(net, train_ds, val, s, self.seed + k, device, self.progress, spk[~va] if per_speaker else None)
         self.networks.append(net.cpu().eval()); hists.append(h.assign(network=k))
     self.history_ = pd.concat(hists, ignore_index=True)
     if self.adapt in EMBED_ADAPT:                       # the classifier on top: every training clip, validation too
-        self.head_data_ = dict(E=self._embeddings(X), y=y, spk=spk, voice=voice); self._fit_head()
+        self.head_data_ = dict(E=self._embeddings(X, spk), y=y, spk=spk, voice=voice); self._fit_head()
+    return self
+
+@patch
+def _speaker_bn_twin(self:CNNRecognizer) -> CNNRecognizer:
+    "An untrained copy of this recognizer's settings with speaker batch norm in every network (`speaker_bn='always'`)."
+    twin = copy.copy(self); twin.speaker_bn, twin.bn_model_, twin.gate_, twin.networks = 'always', None, {}, []
+    twin.norm_ = twin.head_ = twin.head_data_ = twin.history_ = None
+    return twin
+
+@patch
+def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
+    "Train on `manifest` (path, speaker, emotion), early-stopping on speakers held out of it."
+    X, y, spk, voice, va = self._training_arrays(manifest)
+    if self.adapt == 'speaker':                         # every speaker (validation too) shifted by their own band means
+        B = speaker_band_means(clip_band_means(X), spk)
+        self.band_mean_ = np.mean([B[spk == s][0] for s in set(spk[~va & (spk == voice)])], axis=0)  # average real one
+        X = X - B[:, None, :, None].astype(X.dtype)
+    self.bn_model_ = None; self._train_networks(X, y, spk, voice, va)
+    if self.speaker_bn == 'gate': self.bn_model_ = self._speaker_bn_twin()._train_networks(X, y, spk, voice, va)
     return self
 
 # %% ../nbs/03_cnn.ipynb #c8e129c8
@@ -907,7 +1015,34 @@ def network_histories(self:CNNRecognizer) -> dict[str, pd.DataFrame]:
     "{'network k': its per-epoch history}, one entry per network of the ensemble (for `plot_history`)."
     if self.history_ is None or not len(self.history_): return {}
     h = self.history_ if 'network' in self.history_ else self.history_.assign(network=0)
-    return {f'network {k}': g.drop(columns='network').reset_index(drop=True) for k, g in h.groupby('network')}
+    own = {f'network {k}': g.drop(columns='network').reset_index(drop=True) for k, g in h.groupby('network')}
+    twin = self.bn_model_.network_histories() if self.bn_model_ is not None else {}
+    return own | {f'{k} (speaker BN)': v for k, v in twin.items()}
+
+# %% ../nbs/03_cnn.ipynb #b93c664a
+GATE_CLIPS = 16      # least clips of a speaker for the speaker batch-norm networks
+GATE_BREADTH = 6.0   # least effective number of emotions in the speaker's estimated mix (exp entropy, 1 to 8)
+
+def breadth(P:np.ndarray, # class probabilities of one speaker's clips [n, n_classes]
+           ) -> float:
+    "The effective number of emotions in the clips' mean class probabilities: exp(entropy)."
+    p = np.clip(np.asarray(P, dtype=float).mean(0), 1e-12, 1); return float(np.exp(-(p * np.log(p)).sum()))
+
+# %% ../nbs/03_cnn.ipynb #0b683209
+@patch
+def _gate(self:CNNRecognizer, P:np.ndarray,     # the default networks' probabilities [N, n_classes]
+          X:np.ndarray,                         # the clips' frames [N, 1, F, T]
+          speakers:Sequence|None=None,          # a speaker id per clip (None: unknown, each its own)
+         ) -> np.ndarray:
+    "`P` with the rows of every broad, well-heard speaker from the speaker batch-norm networks; `gate_` says who."
+    ids, P, self.gate_ = speaker_ids(speakers, len(P)), P.copy(), {}
+    for s in dict.fromkeys(ids):
+        g = ids == s; n, b = int(g.sum()), breadth(P[g])
+        bn = n >= GATE_CLIPS and b >= GATE_BREADTH
+        self.gate_[s] = dict(clips=n, breadth=round(b, 2), networks='speaker batch norm' if bn else 'default')
+    chosen = np.isin(ids, [s for s, g in self.gate_.items() if g['networks'] != 'default'])
+    if chosen.any(): P[chosen] = self.bn_model_.predict_frames(X, ids)[chosen]   # the whole request, as 'em' reads it
+    return P
 
 # %% ../nbs/03_cnn.ipynb #062cf327
 @patch
@@ -918,11 +1053,11 @@ def predict_frames(self:CNNRecognizer, X:np.ndarray, # frames [N, 1, F, T]
     "Class probabilities [N, n_classes]: the classifier on the speaker-normalised vectors, or the networks' softmax."
     if not self.networks: raise RuntimeError("the model is not trained: call fit() or load() first")
     if not len(X): return np.zeros((0, len(self.labels)), np.float32)
-    if self.adapt in EMBED_ADAPT: return self._head_proba(self._embeddings(X), speakers)
-    flat, n, v = self._flat_views(self._adapted_frames(X, speakers))
-    dev = self.device or default_device()                  # the GPU when there is one (the `device` setting)
-    softmax = lambda net: torch.softmax(torch.from_numpy(predict_logits(net.to(dev), flat, device=dev)), 1).numpy()
-    return np.mean([softmax(net) for net in self.networks], axis=0).reshape(n, v, -1).mean(1)
+    if self.adapt in EMBED_ADAPT: P = self._head_proba(self._embeddings(X, speakers), speakers)
+    else:
+        L, n, v = self._outputs(predict_logits, self._adapted_frames(X, speakers), speakers)
+        P = np.mean([torch.softmax(torch.from_numpy(l), 1).numpy() for l in L], axis=0).reshape(n, v, -1).mean(1)
+    return self._gate(P, X, speakers) if self.bn_model_ is not None else P
 
 # %% ../nbs/03_cnn.ipynb #f0b2f61e
 @patch
@@ -988,15 +1123,16 @@ def write_checkpoint(folder:str|Path,     # the model folder to (re)place
                     ) -> Path:
     "Save `rec` atomically: `model.safetensors` (weights only) and `ser_kit.json` (description, members' SHA-256)."
     if not rec.networks: raise RuntimeError("nothing to save: the CNNRecognizer is not trained")
-    tensors = {f'm{k}.{name}': t.detach().cpu().contiguous()
-               for k, net in enumerate(rec.networks) for name, t in net.state_dict().items()}
+    twin = rec.bn_model_.networks if rec.bn_model_ is not None else []   # speaker_bn='gate': prefix 'b'
+    tensors = {f'{p}{k}.{name}': t.detach().cpu().contiguous() for p, nets in (('m', rec.networks), ('b', twin))
+               for k, net in enumerate(nets) for name, t in net.state_dict().items()}
     history = None if rec.history_ is None else rec.history_.round(5).to_dict('list')
     with atomic_folder(folder) as tmp:
         save_file(tensors, str(tmp / 'model.safetensors'), metadata={'format': 'pt', 'model_type': 'cnn'})
         desc = model_description(rec, features=rec.features, arch=rec.arch, arch_params=rec.arch_params,
                                  n_models=len(rec.networks), val_speakers=rec.val_speakers_, history=history,
                                  band_mean=None if rec.band_mean_ is None else np.round(rec.band_mean_, 5).tolist(),
-                                 head=_head_json(rec))
+                                 head=_head_json(rec), speaker_bn_head=_head_json(rec.bn_model_) if twin else None)
         write_description(tmp, desc)
     return Path(folder)
 
@@ -1024,7 +1160,8 @@ def _recognizer_from(desc:dict, cfile:Path) -> CNNRecognizer:
     "An untrained `CNNRecognizer` with the settings, labels, class counts and history of a model description."
     try:
         params = inspect.signature(CNNRecognizer.__init__).parameters
-        kw = {'adapt': None} | {k: v for k, v in (desc.get('training') or {}).items() if k in params and k != 'self'}
+        kw = {'adapt': None, 'speaker_bn': None} | {k: v for k, v in (desc.get('training') or {}).items()
+                                                   if k in params and k != 'self'}                  # older: neither
         features = {'trim_db': None, 'prosody': False, **dict(desc['features'])}   # folders from before these: off
         rec = CNNRecognizer(**kw | dict(arch=desc['arch'], arch_params=desc.get('arch_params') or {}, features=features,
                                         n_models=int(desc['n_models'])))
@@ -1040,9 +1177,9 @@ def _recognizer_from(desc:dict, cfile:Path) -> CNNRecognizer:
     return rec
 
 # %% ../nbs/03_cnn.ipynb #ab0f6447
-def _read_network(rec:CNNRecognizer, tensors:dict, k:int, wfile:Path) -> nn.Module:
-    "Network `k` of the ensemble, built from `rec`'s description with the tensors named `mk.`... of `wfile`."
-    sd = {name[len(f'm{k}.'):]: t for name, t in tensors.items() if name.startswith(f'm{k}.')}
+def _read_network(rec:CNNRecognizer, tensors:dict, k:int, wfile:Path, prefix:str='m') -> nn.Module:
+    "Network `k` of the ensemble, built from `rec`'s description with the tensors named `mk.`... (or `bk.`) of `wfile`."
+    sd = {name[len(f'{prefix}{k}.'):]: t for name, t in tensors.items() if name.startswith(f'{prefix}{k}.')}
     head = sd.get('head.1.weight')
     if head is not None and head.shape[0] != len(rec.labels):
         raise CheckpointError(wfile, f"network {k} has {head.shape[0]} outputs but ser_kit.json lists "
@@ -1058,6 +1195,19 @@ def _read_network(rec:CNNRecognizer, tensors:dict, k:int, wfile:Path) -> nn.Modu
     if not all(torch.isfinite(t).all() for t in sd.values() if t.is_floating_point()):
         raise CheckpointError(wfile, f"weights of network {k} contain NaN or infinity")
     return net.eval()
+
+# %% ../nbs/03_cnn.ipynb #7a82d6bb
+def _read_head(rec:CNNRecognizer, d:dict|None, folder:Path):
+    "Set `rec`'s classifier on the vectors from its saved description `d` (adapt 'z' / 'em'), checked against the networks."
+    if rec.adapt not in EMBED_ADAPT: return
+    try: rec.norm_, rec.head_ = _head_from(d, list(rec.labels))
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(folder / 'ser_kit.json', f"no usable classifier on the vectors ({type(e).__name__}: "
+                                                       f"{e})") from None
+    blank = np.zeros((1,) + rec._clip_shape(), np.float32)                              # one silent clip: the width
+    if rec.head_['mean'].shape[0] != (D := rec._embeddings(blank).shape[1]):
+        raise CheckpointError(folder / 'ser_kit.json', f"the classifier reads {rec.head_['mean'].shape[0]} numbers "
+                                                       f"but the networks give {D}; " + RETRAIN.format(kind='cnn'))
 
 # %% ../nbs/03_cnn.ipynb #f71f678c
 def read_checkpoint(folder:str|Path, # a folder written by `write_checkpoint` (or by ser_kit 0.1.0)
@@ -1075,13 +1225,11 @@ def read_checkpoint(folder:str|Path, # a folder written by `write_checkpoint` (o
     except Exception as e:       # safetensors raises its own error types
         raise CheckpointError(wfile, f"not a readable safetensors file ({type(e).__name__}: {e})") from None
     rec.networks = [_read_network(rec, tensors, k, wfile) for k in range(rec.n_models)]
-    if rec.adapt in EMBED_ADAPT:                                     # the classifier on the networks' vectors
-        try: rec.norm_, rec.head_ = _head_from(desc['head'], list(rec.labels))
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(folder / 'ser_kit.json', f"no usable classifier on the vectors ({type(e).__name__}: "
-                                                           f"{e})") from None
-        blank = np.zeros((1,) + rec._clip_shape(), np.float32)                          # one silent clip: the width
-        if rec.head_['mean'].shape[0] != (D := rec._embeddings(blank).shape[1]):
-            raise CheckpointError(folder / 'ser_kit.json', f"the classifier reads {rec.head_['mean'].shape[0]} numbers "
-                                                           f"but the networks give {D}; " + RETRAIN.format(kind='cnn'))
+    _read_head(rec, desc.get('head'), folder)
+    if rec.speaker_bn == 'gate':                                     # the twin with speaker batch norm
+        twin = rec._speaker_bn_twin(); rec.bn_model_ = twin
+        if not any(name.startswith('b0.') for name in tensors):
+            raise CheckpointError(wfile, "holds no speaker batch-norm networks, but ser_kit.json says speaker_bn='gate'")
+        twin.networks = [_read_network(twin, tensors, k, wfile, 'b') for k in range(rec.n_models)]
+        _read_head(twin, desc.get('speaker_bn_head'), folder)
     return rec

@@ -451,7 +451,7 @@ def run_demo(data:str|Path|None=None,  # corpus folder or manifest CSV (default:
     cnns = []
     def cnn_factory():
         cnns.append(CNNRecognizer(epochs=cnn_epochs, patience=cnn_epochs, seed=seed, progress=False, n_jobs=1,
-                                  n_models=1, speeds=()))   # a demo: one network on the clips as recorded
+                                  n_models=1, speeds=(), speaker_bn=None))   # a demo: one network, clips as recorded
         return cnns[-1]
     cnn = cross_validate(cnn_factory, df, 'speaker', splits, seed)
     say(f"CNN ({cnn_epochs} epochs a fold): speaker-independent UAR {cnn['uar']:.3f}")

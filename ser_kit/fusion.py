@@ -16,8 +16,8 @@ from .models import (Recognizer, CheckpointError, uar, weighted_mean, softmax, m
                             decode_clips)
 
 # %% auto #0
-__all__ = ['WEIGHT_GRID', 'MEMBERS', 'log_likelihood', 'weight_curve', 'choose_weight', 'calibrate', 'fit_temperature',
-           'FusionRecognizer', 'write_fusion', 'read_fusion']
+__all__ = ['WEIGHT_GRID', 'MEMBERS', 'CNN_MEMBER', 'log_likelihood', 'weight_curve', 'choose_weight', 'calibrate',
+           'fit_temperature', 'FusionRecognizer', 'write_fusion', 'read_fusion']
 
 # %% ../nbs/03b_fusion.ipynb #1eff35cd
 WEIGHT_GRID = tuple(float(w) for w in np.round(np.linspace(0, 1, 21), 2))   # CNN shares tried: 0, 0.05, ..., 1
@@ -109,12 +109,14 @@ class FusionRecognizer(Recognizer):
         return f"FusionRecognizer(weight={self.weight_} ({how}), temperature={self.temperature_}, members={kinds})"
 
 # %% ../nbs/03b_fusion.ipynb #f63ae2d3
+CNN_MEMBER = dict(speaker_bn=None)  # the CNN member's own defaults: the default networks only (lesson 03, the gate)
+
 @patch
 def new_member(self:FusionRecognizer, kind:str, # 'classical' or 'cnn'
               ) -> Recognizer:
     "An untrained member with this fusion's settings, made through the model registry."
     common = dict(emotions=self.emotions, balance=self.balance, seed=self.seed, n_jobs=self.n_jobs,
-                  progress=self.progress)
+                  progress=self.progress) | (CNN_MEMBER if kind == 'cnn' else {})
     return make_model(kind, keep_none=True, **{**common, **getattr(self, kind)})   # classical=dict(adapt=None): off
 
 # %% ../nbs/03b_fusion.ipynb #62c7d2f1

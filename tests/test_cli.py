@@ -120,6 +120,8 @@ MISTAKES = {  # name: (arguments, with {data} the demo corpus and {tmp} a tempor
     'speed 1 for cnn': (['train', '{data}', '--model', 'cnn', '--speeds', '1', '-o', '{tmp}/m'],
                         ['speeds must be factors between 0.5 and 2 other than 1']),
     'unknown adapt method': (['train', '{data}', '--adapt', 'magic', '-o', '{tmp}/m.skops'], ['adapt must be one of']),
+    'speaker batch norm for classical': (['train', '{data}', '--speaker-bn', 'gate', '-o', '{tmp}/m.skops'],
+                                         ['speaker_bn: not a setting']),
 }
 
 

@@ -167,14 +167,14 @@ def test_predict_proba_audio_takes_decoded_clips_and_groups_speakers(trained, ti
     grouped = rec.predict_proba_audio(clips, ['a', 'a', 'b', 'b'])
     assert not np.allclose(grouped, P, atol=1e-6)                       # the default adapts to each speaker's clips
     np.testing.assert_allclose(rec.predict_proba_batch(paths, speakers=['a', 'a', 'b', 'b'])[0], grouped, atol=1e-6)
-    assert rec.predict_proba_audio([]).shape == (0, 2) and rec.adaptation() == 'speaker-adaptive (em, network vectors)'
+    assert rec.predict_proba_audio([]).shape == (0, 2) and rec.adaptation() == 'speaker-adaptive (em, network vectors; gated speaker batch norm)'
     t = rec.predict_table(paths, speakers=['a', 'a', 'b', 'b'])
     assert list(t.speaker_clips) == [2, 2, 2, 2] and t.attrs['adaptation'] == rec.adaptation()
 
 
 def test_unadapted_cnn_ignores_speakers(tiny_corpus):
     rec = CNNRecognizer(arch='resnet1d', epochs=1, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1,
-                        val_speakers=['03'], augment={}, n_models=1, adapt=None).fit(tiny_corpus)
+                        val_speakers=['03'], augment={}, n_models=1, adapt=None, speaker_bn=None).fit(tiny_corpus)
     paths = list(tiny_corpus.path[:4]); P = rec.predict_proba_batch(paths)[0]
     np.testing.assert_allclose(rec.predict_proba_batch(paths, speakers=['a', 'a', 'b', 'b'])[0], P, atol=1e-6)
     assert rec.adaptation() == 'none' and rec.head_ is None and rec.head_data_ is None
@@ -185,7 +185,8 @@ def test_history_is_one_table_in_the_schema(trained):
     assert list(rec.history_.columns) == list(HISTORY_COLUMNS) + ['network']
     assert rec.history_.network.tolist() == [0, 0, 1, 1]
     per_net = rec.network_histories()
-    assert list(per_net) == ['network 0', 'network 1'] and list(per_net['network 1'].epoch) == [1, 2]
+    assert list(per_net) == ['network 0', 'network 1', 'network 0 (speaker BN)', 'network 1 (speaker BN)']
+    assert list(per_net['network 1'].epoch) == [1, 2] == list(per_net['network 1 (speaker BN)'].epoch)
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------------------
@@ -405,7 +406,7 @@ def single_clip_gets_the_average_speaker(rec, corpus):
 
 def test_adaptive_cnn_uses_speakers_never_labels(adaptive, tiny_corpus):
     rec, _ = adaptive
-    assert rec.adaptation() == 'speaker-adaptive (band means)' and rec.band_mean_.shape == (n_bands(FEAT),)
+    assert rec.adaptation() == 'speaker-adaptive (band means; gated speaker batch norm)' and rec.band_mean_.shape == (n_bands(FEAT),)
     assert rec.networks[0].front.norm == 'level'
     uses_speakers_never_labels(rec, tiny_corpus)
 
@@ -432,7 +433,7 @@ def test_adaptive_cnn_without_band_means_is_refused(adaptive, tmp_path):
 
 def test_adapt_setting_is_checked():
     with pytest.raises(SettingError, match='adapt must be one of z, em, speaker or None'): CNNRecognizer(adapt='zz')
-    assert CNNRecognizer(adapt='none').adapt is None and CNNRecognizer(adapt='none').adaptation() == 'none'
+    assert CNNRecognizer(adapt='none').adapt is None and CNNRecognizer(adapt='none', speaker_bn=None).adaptation() == 'none'
     assert CNNRecognizer().adapt == 'em'                                # the default: the speaker-normalised classifier
 
 
@@ -497,7 +498,7 @@ def test_z_head_trains_predicts_and_round_trips(tiny_corpus, tmp_path):
     rec = CNNRecognizer(arch='resnet1d', epochs=1, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1,
                         val_speakers=['03'], augment={}, n_models=1, adapt='z').fit(tiny_corpus)
     P, ok, _ = rec.predict_proba_batch(list(tiny_corpus.path), list(tiny_corpus.speaker))
-    assert rec.adaptation() == 'speaker-adaptive (z, network vectors)' and np.allclose(P.sum(1), 1, atol=1e-5)
+    assert rec.adaptation() == 'speaker-adaptive (z, network vectors; gated speaker batch norm)' and np.allclose(P.sum(1), 1, atol=1e-5)
     back = CNNRecognizer.load(rec.save(tmp_path / 'z_model'))
     assert rec.norm_.method == back.norm_.method == 'z'
     paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)

@@ -1,0 +1,146 @@
+"The CNN's speaker batch norm and its gate: one-speaker batches, unlabelled statistics, the gate's choice, the saved twin."
+import copy, json, shutil
+from pathlib import Path
+import numpy as np, pytest, torch
+import ser_kit.cnn
+from ser_kit.cnn import CNNRecognizer, speaker_batches, breadth
+from ser_kit.data import SettingError, load_audio
+from ser_kit.models import CheckpointError, load_model, folder_manifest, description_digest
+
+torch.set_num_threads(1)
+SMALL = dict(channels=(16, 16), dropout=0.0)
+FEAT = dict(seconds=1.0, crop=0.6)
+FIXTURES = Path(__file__).parent / 'fixtures' / 'v0.1.0'
+
+
+@pytest.fixture(scope='module')
+def gated(tiny_corpus, tmp_path_factory):
+    "The default `speaker_bn='gate'`: one small network of each kind, two epochs, saved."
+    rec = CNNRecognizer(epochs=2, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1, val_speakers=['03'],
+                        augment={}, n_models=1, speeds=(0.9,))
+    rec.fit(tiny_corpus)
+    return rec, rec.save(tmp_path_factory.mktemp('ckpt') / 'gated')
+
+
+@pytest.fixture
+def open_gate(monkeypatch):
+    "The tiny corpus has 6 clips of 2 emotions a speaker: let every speaker heard twice through the gate."
+    monkeypatch.setattr(ser_kit.cnn, 'GATE_CLIPS', 2); monkeypatch.setattr(ser_kit.cnn, 'GATE_BREADTH', 1.0)
+
+
+def _without_twin(rec):
+    plain = copy.copy(rec); plain.bn_model_ = None; return plain
+
+
+def test_the_setting_is_checked_and_described():
+    assert CNNRecognizer().speaker_bn == 'gate' and CNNRecognizer(speaker_bn='none').speaker_bn is None
+    with pytest.raises(SettingError, match="speaker_bn must be 'gate', 'always' or None"): CNNRecognizer(speaker_bn=True)
+    assert CNNRecognizer().adaptation() == 'speaker-adaptive (em, network vectors; gated speaker batch norm)'
+    assert CNNRecognizer(adapt=None, speaker_bn='always').adaptation() == 'speaker-adaptive (speaker batch norm)'
+
+
+def test_training_batches_hold_one_speaker_each():
+    spk = np.repeat(['a', 'b', 'c', 'ax0.9'], [70, 33, 2, 5]); rng = np.random.default_rng(1)
+    batches = speaker_batches(spk, 32, rng)
+    assert all(len(set(spk[b])) == 1 for b in batches) and max(map(len, batches)) <= 32
+    assert sorted(i for b in batches for i in b) == list(range(len(spk)))          # every row once (none alone here)
+    assert speaker_batches(spk, 32, np.random.default_rng(1)) == batches            # seeded
+
+
+def test_breadth_counts_the_emotions_of_a_mix():
+    assert breadth(np.eye(4)) == pytest.approx(4) and breadth(np.full((3, 8), 1 / 8)) == pytest.approx(8)
+    assert breadth(np.eye(8)[[2] * 10]) == pytest.approx(1)
+
+
+def test_both_network_sets_are_trained(gated):
+    rec, _ = gated; twin = rec.bn_model_
+    assert twin.speaker_bn == 'always' and len(twin.networks) == len(rec.networks) == 1 and twin.head_ is not None
+    assert list(rec.network_histories()) == ['network 0', 'network 0 (speaker BN)']
+    w, w2 = rec.networks[0].head[-1].weight, twin.networks[0].head[-1].weight
+    assert w.shape == w2.shape and not torch.allclose(w, w2)                           # trained otherwise
+
+
+def test_few_clips_keep_the_default_networks(gated, tiny_corpus):
+    rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
+    P = rec.predict_proba_batch(paths, spk)[0]                                          # 6 clips a speaker < 16
+    np.testing.assert_allclose(P, _without_twin(rec).predict_proba_batch(paths, spk)[0])
+    assert rec.gate_['01']['clips'] == 6 and {g['networks'] for g in rec.gate_.values()} == {'default'}
+
+
+def test_the_open_gate_sends_a_speaker_to_speaker_batch_norm(gated, tiny_corpus, open_gate):
+    rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
+    P = rec.predict_proba_batch(paths, spk)[0]
+    np.testing.assert_allclose(P, rec.bn_model_.predict_proba_batch(paths, spk)[0], atol=1e-6)
+    assert not np.allclose(P, _without_twin(rec).predict_proba_batch(paths, spk)[0])
+    assert rec.gate_['02']['networks'] == 'speaker batch norm' and rec.gate_['02']['breadth'] <= 2
+    alone = rec.predict_proba_batch(paths[:3])[0]                                        # a clip alone: the default
+    np.testing.assert_allclose(alone, _without_twin(rec).predict_proba_batch(paths[:3])[0])
+
+
+def test_the_gate_uses_speakers_never_labels(gated, tiny_corpus, open_gate):
+    rec, _ = gated; df = tiny_corpus.sample(frac=1, random_state=0).reset_index(drop=True)
+    P1 = rec.predict_proba_batch(list(df.path), list(df.speaker))[0]
+    shuffled = df.assign(emotion=df.emotion.sample(frac=1, random_state=1).to_numpy())
+    np.testing.assert_allclose(P1, rec.predict_proba_batch(list(shuffled.path), list(shuffled.speaker))[0])
+    assert not np.allclose(P1, rec.predict_proba_batch(list(df.path), ['x'] * len(df))[0])   # other groups
+
+
+def test_a_speaker_is_normalised_with_their_own_clips_only(gated, tiny_corpus):
+    twin = gated[0].bn_model_; X = np.stack([ser_kit.cnn.clip_frames(load_audio(p, sr=16000), 16000, twin.features)
+                                             for p in tiny_corpus.path])
+    spk = tiny_corpus.speaker.to_numpy(); one = spk == '01'
+    E_all, E_one = twin._embeddings(X, spk), twin._embeddings(X[one], spk[one])
+    np.testing.assert_allclose(E_all[one], E_one, rtol=1e-4, atol=1e-5)                # the others play no part
+    assert not np.allclose(E_one, twin._embeddings(X[one], ['a', 'b'] * 3), atol=1e-3)   # grouped otherwise: others
+
+
+def test_a_gated_model_round_trips(gated, tiny_corpus, open_gate):
+    rec, folder = gated; back = CNNRecognizer.load(folder); paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
+    assert back.speaker_bn == 'gate' and back.bn_model_ is not None and back.bn_model_.speaker_bn == 'always'
+    np.testing.assert_allclose(back.predict_proba_batch(paths, spk)[0], rec.predict_proba_batch(paths, spk)[0], atol=1e-5)
+    assert back.gate_ == rec.gate_
+    assert 'b0.head.1.weight' in __import__('safetensors.torch', fromlist=['load_file']).load_file(folder / 'model.safetensors')
+
+
+def _rewrite(d, tensors=None, **changes):
+    "Change the weights and/or the description, with a matching manifest (a deliberate, consistent-looking edit)."
+    from safetensors.torch import save_file, load_file
+    if tensors is not None: save_file(tensors(load_file(d / 'model.safetensors')), str(d / 'model.safetensors'))
+    cfg = json.loads((d / 'ser_kit.json').read_text()) | changes | dict(files=folder_manifest(d))
+    cfg['description_sha256'] = description_digest(cfg); (d / 'ser_kit.json').write_text(json.dumps(cfg))
+
+
+def test_a_gated_model_without_its_twin_is_refused(gated, tmp_path):
+    d = tmp_path / 'a'; shutil.copytree(gated[1], d); _rewrite(d, lambda t: {k: v for k, v in t.items() if k[0] != 'b'})
+    with pytest.raises(CheckpointError, match='no speaker batch-norm networks') as e: CNNRecognizer.load(d)
+    assert 'model.safetensors' in str(e.value)
+    d = tmp_path / 'b'; shutil.copytree(gated[1], d); _rewrite(d, speaker_bn_head=None)
+    with pytest.raises(CheckpointError, match='no usable classifier'): CNNRecognizer.load(d)
+
+
+def test_older_models_load_without_a_twin(demo):
+    rec = load_model(FIXTURES / 'cnn')                                                  # saved by ser_kit 0.1.0
+    assert rec.speaker_bn is None and rec.bn_model_ is None and rec.adaptation() == 'none'
+
+
+def test_head_without_refits_the_twin_too(gated, tiny_corpus, open_gate):
+    rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
+    twin_head = rec.bn_model_.head_['coef'].copy(); before = rec.predict_proba_batch(paths, spk)[0]
+    with rec.head_without(['03']):
+        assert not np.allclose(rec.bn_model_.head_['coef'], twin_head)
+    np.testing.assert_allclose(rec.bn_model_.head_['coef'], twin_head)
+    np.testing.assert_allclose(rec.predict_proba_batch(paths, spk)[0], before)
+
+
+def test_listen_says_when_your_voice_went_to_speaker_batch_norm(gated, tiny_corpus, open_gate):
+    from ser_kit.listen import YourVoice
+    from ser_kit.data import load_audio
+    voice = YourVoice(gated[0], after=2)
+    hows = [voice.predict(load_audio(p, sr=16000))[1] for p in tiny_corpus.path[:4]]
+    assert hows[0] == 'training statistics' and hows[-1] == 'your voice, 4 utterances, speaker batch norm'
+
+
+def test_the_fusion_member_has_no_twin_unless_asked():
+    from ser_kit.fusion import FusionRecognizer
+    assert FusionRecognizer().new_member('cnn').speaker_bn is None
+    assert FusionRecognizer(speaker_bn='gate').new_member('cnn').speaker_bn == 'gate'
