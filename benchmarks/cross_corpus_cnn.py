@@ -4,8 +4,10 @@ Each model is trained on every clip of one corpus that carries a shared label an
 clips with those labels: no speaker, recording set-up or language is shared between training and test. Unadapted and
 speaker-adaptive versions of each model: the CNN with `adapt='em'` (its default: the classifier on speaker-normalised
 network vectors), `'z'` and `None` (the same networks with the other classifier, or their own softmax), `'speaker'`, the
-classical model with `adapt=None` and `'em'` (its default); fusion as shipped (default CNN + default classical), all
-unadapted, and with the speaker-adaptive input CNN (`--cnn-adapt` chooses which CNNs train). Test clips are grouped by
+classical model with `adapt=None` and `'em'` (its default); fusion as shipped (the fusion's CNN member: the first
+network set alone, `speaker_bn=None`, + default classical), all unadapted, with the speaker-adaptive input CNN
+(`--cnn-adapt` chooses which CNNs train), and with the gated CNN. The CNN's default (`speaker_bn='gate'`) trains a
+second, speaker batch-norm network set: `em` is that default; `em_first_set`, `z` and `none` read the first set alone. Test clips are grouped by
 their speaker (unlabelled) for adaptation. Fusion weights and temperatures
 come from the CNN's validation speakers (training corpus). Writes results/cross_corpus_cnn.json.
 
@@ -24,8 +26,8 @@ from ser_kit.cnn import CNNRecognizer
 from ser_kit.classical import EmotionRecognizer
 from ser_kit.fusion import FusionRecognizer
 
-FUSIONS = {'shipped (CNN em + classical em)': ('em', 'em'), 'unadapted': ('none', 'none'),
-           'CNN speaker + classical em': ('speaker', 'em')}
+FUSIONS = {'shipped (CNN em + classical em)': ('em_first_set', 'em'), 'unadapted': ('none', 'none'),
+           'CNN speaker + classical em': ('speaker', 'em'), 'gated CNN (speaker_bn gate) + classical em': ('em', 'em')}
 
 
 def direction(train, test, a) -> dict:
@@ -41,8 +43,9 @@ def direction(train, test, a) -> dict:
                                  features=dict(prosody=a.prosody)).fit(train)
         out['minutes'][f'cnn {ad}'] = round((time.time() - t) / 60, 1); out['cnn'][ad] = scored(cnns[ad], test)
         if ad == 'em':    # the same networks with the other classifier on top ('z') or none (their own softmax)
-            for other in ('z', 'none'):
-                cnns[other] = copy.copy(cnns['em']); cnns[other].adapt = None if other == 'none' else other
+            for other in ('z', 'none', 'em_first_set'):   # the first network set alone (speaker_bn=None), read 3 ways
+                cnns[other] = copy.copy(cnns['em']); cnns[other].bn_model_ = None
+                cnns[other].adapt = None if other == 'none' else 'em' if other == 'em_first_set' else other
                 if other == 'z': cnns[other]._fit_head()
                 out['cnn'][other] = scored(cnns[other], test)
         print(json.dumps(out), flush=True)

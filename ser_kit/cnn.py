@@ -24,16 +24,16 @@ from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, u
 
 # %% auto #0
 __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'BN_PRIOR',
-           'BATCHNORMS', 'EMBED_ADAPT', 'CNN_ADAPT', 'HEAD_C', 'HEAD_BALANCE', 'HEAD_CLASS_WEIGHT', 'GATE_CLIPS',
-           'GATE_BREADTH', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device', 'amp_dtype', 'autocast',
-           'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames', 'FrameDataset', 'augment_for',
-           'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug', 'augment_batch', 'mixup',
-           'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d', 'ResNet1d', 'CRNN', 'SeqRNN',
-           'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings', 'cpu_threads', 'predict_logits',
-           'speaker_batchnorm', 'by_speaker', 'validation_scores', 'train_one_epoch', 'average_weights',
-           'refresh_batchnorm', 'speaker_batches', 'SpeakerBatches', 'train_model', 'CNNRecognizer', 'layer_taps',
-           'time_stats', 'network_vectors', 'breadth', 'clip_band_means', 'speaker_band_means', 'write_checkpoint',
-           'read_checkpoint']
+           'BN_MAX_CLIPS', 'BATCHNORMS', 'EMBED_ADAPT', 'CNN_ADAPT', 'HEAD_C', 'HEAD_BALANCE', 'HEAD_CLASS_WEIGHT',
+           'GATE_CLIPS', 'GATE_BREADTH', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device', 'amp_dtype',
+           'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames', 'FrameDataset',
+           'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
+           'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d',
+           'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
+           'cpu_threads', 'predict_logits', 'speaker_batchnorm', 'by_speaker', 'validation_scores', 'train_one_epoch',
+           'average_weights', 'refresh_batchnorm', 'speaker_batches', 'SpeakerBatches', 'train_model', 'CNNRecognizer',
+           'layer_taps', 'time_stats', 'network_vectors', 'breadth', 'clip_band_means', 'speaker_band_means',
+           'write_checkpoint', 'read_checkpoint']
 
 # %% ../nbs/03_cnn.ipynb #edc69528
 def default_device() -> str:
@@ -507,7 +507,8 @@ def predict_logits(model:nn.Module,           # a trained model
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 # %% ../nbs/03_cnn.ipynb #c5d80904
-BN_PRIOR = 8  # pseudo-clips of the training statistics in a speaker's batch-norm statistics
+BN_PRIOR = 8         # pseudo-clips of the training statistics in a speaker's batch-norm statistics
+BN_MAX_CLIPS = 256   # most clips of one speaker in a forward pass (more: equal parts, each its own statistics)
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 def _speaker_bn_forward(m:nn.Module, n_clips:int, prior:float):
@@ -543,10 +544,11 @@ def by_speaker(fn:Callable,          # fn(model, X_part, batch_size=...) -> arra
     "`fn` on each speaker's rows of `X` in one batch, with that speaker's batch-norm statistics, rows in order."
     ids, out = np.asarray(speakers).astype(str), None
     for s in dict.fromkeys(ids):
-        i = np.flatnonzero(ids == s)
-        with speaker_batchnorm(model, len(i), prior): r = fn(model, X[i], batch_size=len(i))
-        if out is None: out = np.zeros((len(X),) + r.shape[1:], r.dtype)
-        out[i] = r
+        rows = np.flatnonzero(ids == s)
+        for i in np.array_split(rows, -(-len(rows) // BN_MAX_CLIPS)):    # memory: at most BN_MAX_CLIPS a pass
+            with speaker_batchnorm(model, len(i), prior): r = fn(model, X[i], batch_size=len(i))
+            if out is None: out = np.zeros((len(X),) + r.shape[1:], r.dtype)
+            out[i] = r
     return out
 
 # %% ../nbs/03_cnn.ipynb #6f177f13
