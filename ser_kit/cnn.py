@@ -1200,7 +1200,7 @@ def _read_network(rec:CNNRecognizer, tensors:dict, k:int, wfile:Path, prefix:str
 
 # %% ../nbs/03_cnn.ipynb #7a82d6bb
 def _read_head(rec:CNNRecognizer, d:dict|None, folder:Path):
-    "Set `rec`'s classifier on the vectors from its saved description `d` (adapt 'z' / 'em'), checked against the networks."
+    "Set `rec`'s classifier on the vectors (adapt 'z' / 'em') from its saved description `d`, checked."
     if rec.adapt not in EMBED_ADAPT: return
     try: rec.norm_, rec.head_ = _head_from(d, list(rec.labels))
     except (ValueError, KeyError, TypeError) as e:
@@ -1231,7 +1231,7 @@ def read_checkpoint(folder:str|Path, # a folder written by `write_checkpoint` (o
     if rec.speaker_bn == 'gate':                                     # the twin with speaker batch norm
         twin = rec._speaker_bn_twin(); rec.bn_model_ = twin
         if not any(name.startswith('b0.') for name in tensors):
-            raise CheckpointError(wfile, "holds no speaker batch-norm networks, but ser_kit.json says speaker_bn='gate'")
+            raise CheckpointError(wfile, "holds no speaker batch-norm networks; ser_kit.json says speaker_bn='gate'")
         twin.networks = [_read_network(twin, tensors, k, wfile, 'b') for k in range(rec.n_models)]
         _read_head(twin, desc.get('speaker_bn_head'), folder)
     return rec
