@@ -509,7 +509,8 @@ SPEAKER_COLUMNS = ('speaker', 'speaker_clips', 'speaker_from')
 
 def _with_speakers(table:pd.DataFrame, found:pd.DataFrame, missing:pd.DataFrame) -> pd.DataFrame:
     "`predict_table`'s table with `speaker_from` added, the speaker columns in front, missing inputs in `skipped`."
-    attrs, front = dict(table.attrs), ['path', *(['prediction'] if 'prediction' in table else []), *SPEAKER_COLUMNS]
+    attrs, front = dict(table.attrs), ['path', *(['prediction'] if 'prediction' in table else []), *SPEAKER_COLUMNS,
+                                       *(['networks'] if 'networks' in table else [])]   # a CNN's gate: which set
     table = table.assign(speaker_from=table['path'].map(dict(zip(found.path, found.speaker_from))))
     if 'speaker' in table: table['speaker'] = table['speaker'].where(table['speaker_from'] != 'none', None)   # unknown
     table = table[front + [c for c in table.columns if c not in front]]
@@ -608,7 +609,8 @@ def _add_predict(sub):
                    help='audio files, folders and/or CSVs (a manifest, or a list with a path '
                                              'column and perhaps a speaker column)')
     p.add_argument('--csv', type=_out_path,
-                   help='write path, prediction, speaker, speaker_clips, speaker_from, p_<emotion>... here')
+                   help='write path, prediction, speaker, speaker_clips, speaker_from, (a CNN with speaker batch '
+                        'norm: networks), p_<emotion>... here')
     p.add_argument('--speaker-from', dest='speaker_from', default='auto',
                    help="where each file's speaker comes from: auto (a manifest's speaker column, else the corpus "
                         "naming, else the parent folder; default), name, folder, or none (every clip unknown)")

@@ -501,6 +501,8 @@ def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files an
         pos = {f: i for i, f in enumerate(files)}
         used = ids[[pos[p] for p in ok]] if ok else np.array([], dtype=object)
         out['speaker'], out['speaker_clips'] = used, clips_per_speaker(used)
+        if getattr(self, 'bn_model_', None) is not None and len(ok):     # a CNN's gate (lesson 03): which networks
+            out['networks'] = [self.gate_.get(s, {}).get('networks', 'default') for s in used]
     out.attrs['skipped'] = pd.concat(
         [x for x in (missing, skipped) if x is not None and len(x)] or [missing], ignore_index=True
     )

@@ -144,3 +144,17 @@ def test_the_fusion_member_has_no_twin_unless_asked():
     from ser_kit.fusion import FusionRecognizer
     assert FusionRecognizer().new_member('cnn').speaker_bn is None
     assert FusionRecognizer(speaker_bn='gate').new_member('cnn').speaker_bn == 'gate'
+
+
+def test_predictions_say_which_networks_read_each_speaker(gated, tiny_corpus, open_gate, tmp_path):
+    import subprocess, sys, pandas as pd
+    rec, folder = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
+    t = rec.predict_table(paths, spk)
+    assert set(t.networks) == {'speaker batch norm'} and list(t.columns[-3:]) == ['speaker', 'speaker_clips', 'networks']
+    assert 'networks' not in _without_twin(rec).predict_table(paths, spk)
+    r = subprocess.run([sys.executable, '-m', 'ser_kit.cli', 'predict', str(folder), *paths, '--csv', str(tmp_path / 'p.csv')],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    csv = pd.read_csv(tmp_path / 'p.csv')                              # a new process: the gate's own thresholds
+    assert list(csv.columns[:6]) == ['path', 'prediction', 'speaker', 'speaker_clips', 'speaker_from', 'networks']
+    assert set(csv.networks) == {'default'}                            # 6 clips a speaker: fewer than GATE_CLIPS
