@@ -30,10 +30,10 @@ __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'N
            'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
            'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d',
            'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
-           'cpu_threads', 'predict_logits', 'speaker_batchnorm', 'by_speaker', 'validation_scores', 'train_one_epoch',
-           'average_weights', 'refresh_batchnorm', 'speaker_batches', 'SpeakerBatches', 'train_model', 'CNNRecognizer',
-           'layer_taps', 'time_stats', 'network_vectors', 'breadth', 'clip_band_means', 'speaker_band_means',
-           'write_checkpoint', 'read_checkpoint']
+           'cpu_threads', 'predict_logits', 'speaker_batchnorm', 'equal_parts', 'by_speaker', 'validation_scores',
+           'train_one_epoch', 'average_weights', 'refresh_batchnorm', 'speaker_batches', 'SpeakerBatches',
+           'train_model', 'CNNRecognizer', 'layer_taps', 'time_stats', 'network_vectors', 'breadth', 'clip_band_means',
+           'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
 
 # %% ../nbs/03_cnn.ipynb #edc69528
 def default_device() -> str:
@@ -535,6 +535,12 @@ def speaker_batchnorm(model:nn.Module,      # a network
         for m in mods: del m.forward
 
 # %% ../nbs/03_cnn.ipynb #cb70fcec
+def equal_parts(rows:np.ndarray, # indices
+                most:int,        # most indices a part
+               ) -> list[np.ndarray]:
+    "`rows` cut into the fewest parts of at most `most` indices, their sizes as equal as can be."
+    return np.array_split(rows, max(1, -(-len(rows) // most)))
+
 def by_speaker(fn:Callable,          # fn(model, X_part, batch_size=...) -> array [len(X_part), ...]
                model:nn.Module,      # the network
                X:np.ndarray,         # frames [N, 1, F, T]
@@ -545,7 +551,7 @@ def by_speaker(fn:Callable,          # fn(model, X_part, batch_size=...) -> arra
     ids, out = np.asarray(speakers).astype(str), None
     for s in dict.fromkeys(ids):
         rows = np.flatnonzero(ids == s)
-        for i in np.array_split(rows, -(-len(rows) // BN_MAX_CLIPS)):    # memory: at most BN_MAX_CLIPS a pass
+        for i in equal_parts(rows, BN_MAX_CLIPS):                          # memory: at most BN_MAX_CLIPS a pass
             with speaker_batchnorm(model, len(i), prior): r = fn(model, X[i], batch_size=len(i))
             if out is None: out = np.zeros((len(X),) + r.shape[1:], r.dtype)
             out[i] = r
@@ -623,7 +629,7 @@ def speaker_batches(speakers:Sequence,          # a speaker id per training row
     spk, out = np.asarray(speakers), []
     for s in np.unique(spk):
         i = rng.permutation(np.flatnonzero(spk == s))
-        out += [c for c in np.array_split(i, max(1, int(np.ceil(len(i) / batch_size)))) if len(c) > 1]
+        out += [c for c in equal_parts(i, batch_size) if len(c) > 1]
     return [out[j].tolist() for j in rng.permutation(len(out))]
 
 class SpeakerBatches(torch.utils.data.Sampler):
@@ -711,9 +717,8 @@ class CNNRecognizer(Recognizer):
                                                # speaker; None: the networks' own softmax, no adaptation
                  speeds:Sequence[float]|None=(0.9, 1.1), # speed factors of extra training copies, each a new
                                                # speaker (tempo and pitch 10 % down and up); None or (): none
-                 speaker_bn:str|None='gate',   # 'gate': a second set of networks with speaker batch norm, for the
-                                               # speakers of a request heard in many clips and emotions (`gate`);
-                                               # 'always': those networks only; None: the default networks only
+                 speaker_bn:str|None='gate',   # 'gate': also networks with speaker batch norm, for the speakers heard
+                                               # in many clips and emotions; 'always': those only; None: never
                 ):
         super().__init__(emotions=emotions, balance=balance, seed=seed, n_jobs=n_jobs, progress=progress)
         self.adapt = None if adapt == 'none' else adapt
@@ -730,8 +735,7 @@ class CNNRecognizer(Recognizer):
         self.speeds = [float(f) for f in (speeds or ())]
         self.speaker_bn = None if speaker_bn == 'none' else speaker_bn
         self._check_settings()
-        self.bn_model_: CNNRecognizer|None = None # speaker_bn='gate': the twin with speaker batch norm
-        self.gate_: dict = {}                     # the last prediction's gate: speaker -> clips, breadth, networks
+        self.bn_model_, self.gate_ = None, {}     # 'gate': the speaker-BN twin; the last prediction's gate, per speaker
         self.networks: list[nn.Module] = []      # the trained networks of the ensemble
         self.val_speakers_: list[str]|None = None # the validation speakers `fit` used
 
@@ -992,6 +996,7 @@ def _train_networks(self:CNNRecognizer, X:np.ndarray, y:np.ndarray, # frames [N,
         self.head_data_ = dict(E=self._embeddings(X, spk), y=y, spk=spk, voice=voice); self._fit_head()
     return self
 
+# %% ../nbs/03_cnn.ipynb #80e5ac68
 @patch
 def _speaker_bn_twin(self:CNNRecognizer) -> CNNRecognizer:
     "An untrained copy of this recognizer's settings with speaker batch norm in every network (`speaker_bn='always'`)."
@@ -1037,12 +1042,12 @@ def _gate(self:CNNRecognizer, P:np.ndarray,     # the default networks' probabil
           speakers:Sequence|None=None,          # a speaker id per clip (None: unknown, each its own)
          ) -> np.ndarray:
     "`P` with the rows of every broad, well-heard speaker from the speaker batch-norm networks; `gate_` says who."
-    ids, P, self.gate_ = speaker_ids(speakers, len(P)), P.copy(), {}
+    ids, P, self.gate_, picked = speaker_ids(speakers, len(P)), P.copy(), {}, []
     for s in dict.fromkeys(ids):
         g = ids == s; n, b = int(g.sum()), breadth(P[g])
-        bn = n >= GATE_CLIPS and b >= GATE_BREADTH
-        self.gate_[s] = dict(clips=n, breadth=round(b, 2), networks='speaker batch norm' if bn else 'default')
-    chosen = np.isin(ids, [s for s, g in self.gate_.items() if g['networks'] != 'default'])
+        if n >= GATE_CLIPS and b >= GATE_BREADTH: picked.append(s)
+        self.gate_[s] = dict(clips=n, breadth=round(b, 2), networks='speaker batch norm' if s in picked else 'default')
+    chosen = np.isin(ids, picked)
     if chosen.any(): P[chosen] = self.bn_model_.predict_frames(X, ids)[chosen]   # the whole request, as 'em' reads it
     return P
 

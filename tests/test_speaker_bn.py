@@ -1,16 +1,11 @@
 "The CNN's speaker batch norm and its gate: one-speaker batches, unlabelled statistics, the gate's choice, the saved twin."
-import copy, json, shutil
-from pathlib import Path
+import copy, shutil
 import numpy as np, pytest, torch
 import ser_kit.cnn
 from ser_kit.cnn import CNNRecognizer, speaker_batches, breadth
 from ser_kit.data import SettingError, load_audio
-from ser_kit.models import CheckpointError, load_model, folder_manifest, description_digest
-
-torch.set_num_threads(1)
-SMALL = dict(channels=(16, 16), dropout=0.0)
-FEAT = dict(seconds=1.0, crop=0.6)
-FIXTURES = Path(__file__).parent / 'fixtures' / 'v0.1.0'
+from ser_kit.models import CheckpointError, load_model
+from test_cnn import SMALL, FEAT, FIXTURES, _rewrite     # the CNN tests' small settings and checkpoint tampering
 
 
 @pytest.fixture(scope='module')
@@ -100,14 +95,6 @@ def test_a_gated_model_round_trips(gated, tiny_corpus, open_gate):
     np.testing.assert_allclose(back.predict_proba_batch(paths, spk)[0], rec.predict_proba_batch(paths, spk)[0], atol=1e-5)
     assert back.gate_ == rec.gate_
     assert 'b0.head.1.weight' in __import__('safetensors.torch', fromlist=['load_file']).load_file(folder / 'model.safetensors')
-
-
-def _rewrite(d, tensors=None, **changes):
-    "Change the weights and/or the description, with a matching manifest (a deliberate, consistent-looking edit)."
-    from safetensors.torch import save_file, load_file
-    if tensors is not None: save_file(tensors(load_file(d / 'model.safetensors')), str(d / 'model.safetensors'))
-    cfg = json.loads((d / 'ser_kit.json').read_text()) | changes | dict(files=folder_manifest(d))
-    cfg['description_sha256'] = description_digest(cfg); (d / 'ser_kit.json').write_text(json.dumps(cfg))
 
 
 def test_a_gated_model_without_its_twin_is_refused(gated, tmp_path):
