@@ -14,7 +14,9 @@ fusion are scored on the same skewed tests, and the fusion also with its weight 
 validation UAR instead of log-likelihood). `--first K` also scores the first K networks of the ensemble alone (their
 slice of the vectors, the classifier refitted; the fusion too): with the same seeds they are the networks a K-network
 run trains, so one run compares ensemble sizes on the same networks. `--dump DIR` writes each fold's vectors for
-`cnn_heads.py`, which varies the classifier on top alone.
+`cnn_heads.py`, which varies the classifier on top alone. With the default `speaker_bn='gate'` each fold also records
+who crossed the gate (`gate`), the first set of networks alone (`first_set`, the model with `speaker_bn=None` and the
+same seeds) and the speaker batch-norm twin alone (`twin`), on the same test clips.
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
@@ -94,6 +96,12 @@ def main():
             r = dict(fold=k, test_speakers=sorted(set(test.speaker)), val_speakers=cnn.val_speakers_,
                      cnn=scored(cnn, test), minutes=minutes, cnn_alone=scored(cnn, test, by_speaker=False),
                      best_epochs=[int(h.epoch[h.val_uar.idxmax()]) for h in cnn.network_histories().values()])
+            if cnn.bn_model_ is not None:   # speaker_bn='gate': who crossed it, the first set alone, the twin alone
+                scored(cnn, test); r['gate'] = cnn.gate_
+                v = copy.copy(cnn); v.bn_model_ = None
+                r['first_set'], r['twin'] = scored(v, test), scored(cnn.bn_model_, test)
+                for n_emo in (4, 2):
+                    r[f'first_set_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
             if cnn.adapt in ('z', 'em'):   # the same networks: their own softmax (none), or the other classifier on top
                 for ad in (None, 'z', 'em'):
                     v = copy.copy(cnn); v.adapt = ad
@@ -156,7 +164,8 @@ def main():
                          'among those present') + '; 2 training actors (no copies of them) validate',
                settings=recorded_settings(a), date=time.strftime('%Y-%m-%d'),
                uar={m: round(float(np.mean([r[m] for r in rows])), 4)
-                    for m in rows[0] if m.startswith(('cnn', 'classical', 'fusion')) and m != 'fusion_extra_minutes'
+                    for m in rows[0] if m.startswith(('cnn', 'classical', 'fusion', 'first_set', 'twin'))
+                    and m != 'fusion_extra_minutes'
                     and not m.endswith('val_uar')},
                folds=rows, seconds=round(time.time() - t0), versions=versions('torch'),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count(), threads=a.threads))
