@@ -721,10 +721,13 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
     man = _readable(man, n_jobs, json_out or report_dir, stderr)
     if skew is not None and skew >= (n_emo := len(set(man['emotion']) & set(emotions or man['emotion']))):
         raise SettingError(source, f"--skew {skew} keeps every one of its {n_emo} emotions: give fewer than {n_emo}")
-    with dask_backend(dask) as client:
+    with dask_backend(dask) as client, warnings.catch_warnings():
         if client: runs = {name: s | {'n_jobs': -1} for name, s in runs.items()}   # every worker of the cluster
-        res = {name: cross_validate(lambda s=s: make_model(model, **s), man, protocol, folds, seed, skew=skew)
-                     | {'source': _source_text(source)} for name, s in runs.items()}
+        res = {}
+        for name, s in runs.items():   # the same folds for every run: a warning about them is said once, by the first
+            if res: warnings.filterwarnings('ignore', message=r'\d+ folds asked')
+            res[name] = cross_validate(lambda s=s: make_model(model, **s), man, protocol, folds, seed, skew=skew) \
+                        | {'source': _source_text(source)}
     r = _combined(res); print(format_result(r), file=stdout)
     if len(res) > 1: print(f"\nadapted and unadapted, same folds:\n{comparison_table(res).to_string()}", file=stdout)
     if json_out:

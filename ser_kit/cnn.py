@@ -1051,6 +1051,14 @@ def _gate(self:CNNRecognizer, P:np.ndarray,     # the default networks' probabil
     if chosen.any(): P[chosen] = self.bn_model_.predict_frames(X, ids)[chosen]   # the whole request, as 'em' reads it
     return P
 
+# %% ../nbs/03_cnn.ipynb #c6c99a7b
+@patch
+def networks_used(self:CNNRecognizer, speakers:Sequence, # speaker ids of the last prediction
+                 ) -> list[str]|None:
+    "For each speaker, `'speaker batch norm'` if the gate sent them to the twin, else `'default'`; `None`: no twin."
+    if self.bn_model_ is None: return None
+    return [self.gate_.get(s, {}).get('networks', 'default') for s in speakers]
+
 # %% ../nbs/03_cnn.ipynb #062cf327
 @patch
 @torch.no_grad()

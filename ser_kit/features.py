@@ -955,7 +955,8 @@ def _chunk_results(fn:Callable, items:list, sl:list[slice], n_jobs:int):
 def _run_chunks(fn:Callable, items:list, n_jobs:int, progress:bool, desc:str):
     "Run `fn(chunk)` over chunks of `items` (this process, joblib workers, any joblib backend) with a progress bar."
     sl = _chunks(len(items), n_jobs)
-    bar = tqdm(total=len(items), desc=desc, disable=not progress or not items, unit='file')
+    hide = (not progress or not items) or None   # None: no bar where stderr is a pipe or a log file (no '\r' lines there)
+    bar = tqdm(total=len(items), desc=desc, disable=hide, unit='file')
     try:
         for k, res in _chunk_results(fn, items, sl, n_jobs):
             bar.update(sl[k].stop - sl[k].start)

@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 from fastcore.basics import patch
 from .data import (EMOTIONS, AUDIO_EXTS, SerKitError, SettingError, OutputPathError, load_corpus, audio_files,
                           scan_audio, speaker_groups, speaker_folds, leaky_random_folds, shared_speakers, atomic_write,
-                          output_kind, check_output, usual_permissions)
+                          output_kind, check_output, usual_permissions, _blank)
 
 # %% auto #0
 __all__ = ['HISTORY_COLUMNS', 'MODEL_FORMAT_VERSION', 'RETRAIN', 'MODEL_TYPES', 'PROTOCOLS', 'ModelFileError', 'UnsafeModelError',
@@ -415,10 +415,6 @@ def label_index(self:Recognizer, emotions:Sequence, # emotion names, each one of
     return pd.Series(list(emotions), dtype=object).map({e: i for i, e in enumerate(self.labels)}).to_numpy()
 
 # %% ../nbs/01b_models.ipynb #52020150
-def _no_speaker(s) -> bool:
-    "Whether a speaker id says 'unknown': None, NaN (a blank CSV cell) or only spaces."
-    return s is None or s is pd.NA or (isinstance(s, (float, np.floating)) and np.isnan(s)) or not str(s).strip()
-
 def speaker_ids(speakers:Sequence|None, # a speaker id per item, or None (unknown: every item its own speaker)
                 n:int,                  # number of items
                ) -> np.ndarray:
@@ -426,7 +422,8 @@ def speaker_ids(speakers:Sequence|None, # a speaker id per item, or None (unknow
     if speakers is None: return np.array([f'?{i}' for i in range(n)], dtype=object)
     if isinstance(speakers, (str, bytes)) or not isinstance(speakers, Iterable):   # 'abc' is not three speakers
         raise SettingError(None, f"speakers must be a sequence of ids, one per file, not a {type(speakers).__name__}")
-    ids = np.array([f'?{i}' if _no_speaker(s) else str(s).strip() for i, s in enumerate(speakers)], dtype=object)
+    col = pd.Series(list(speakers), dtype=object); unknown = _blank(col)   # None, NaN (a blank CSV cell), spaces
+    ids = np.array([f'?{i}' if u else str(s).strip() for i, (s, u) in enumerate(zip(col, unknown))], dtype=object)
     if len(ids) != n: raise SettingError(None, f"{len(ids)} speakers for {n} files: give one speaker per file")
     return ids
 
@@ -486,6 +483,13 @@ def predict_proba_batch(self:Recognizer, paths:Sequence[str], # audio files
     P = self.predict_proba_audio(clips, ids[keep]) if clips else np.zeros((0, len(self.labels)))
     return P, [paths[i] for i in keep], bad
 
+# %% ../nbs/01b_models.ipynb #85f7b9ae
+@patch
+def networks_used(self:Recognizer, speakers:Sequence, # speaker ids of the last prediction
+                 ) -> list[str]|None:
+    "Which networks read each of these speakers in the last prediction; `None`: the model has one set."
+    return None
+
 # %% ../nbs/01b_models.ipynb #383fc8b7
 @patch
 def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
@@ -501,8 +505,7 @@ def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files an
         pos = {f: i for i, f in enumerate(files)}
         used = ids[[pos[p] for p in ok]] if ok else np.array([], dtype=object)
         out['speaker'], out['speaker_clips'] = used, clips_per_speaker(used)
-        if getattr(self, 'bn_model_', None) is not None and len(ok):     # a CNN's gate (lesson 03): which networks
-            out['networks'] = [self.gate_.get(s, {}).get('networks', 'default') for s in used]
+        if len(ok) and (nets := self.networks_used(used)) is not None: out['networks'] = nets   # a CNN's gate
     out.attrs['skipped'] = pd.concat(
         [x for x in (missing, skipped) if x is not None and len(x)] or [missing], ignore_index=True
     )

@@ -354,7 +354,7 @@ def _embed_missing(model, todo:list, sr:int, offset:float, duration:float, batch
     out, skipped, bar, broken = {}, [], None, []
     if progress and todo:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(todo), desc='embeddings', leave=False)
+        bar = tqdm(total=len(todo), desc='embeddings', leave=False, disable=None)   # no bar on a pipe or log file
     for j in range(0, len(todo), batch_size):
         chunk = todo[j:j + batch_size]
         X, ok, bad = load_clips([p for _, p, _ in chunk], sr, offset, duration)

@@ -322,3 +322,9 @@ def test_a_forked_worker_that_dies_is_an_error_not_a_hang():
     import subprocess
     r = subprocess.run([sys.executable, '-c', _CRASH], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and 'SerKitError a worker process died' in r.stdout, (r.stdout, r.stderr[-2000:])
+
+def test_no_progress_bar_on_a_pipe(wavs, cache, capsys):
+    "A bar asked for where stderr is not a terminal (a pipe, a log file; pytest's capture) writes no '\\r' lines."
+    paths, _ = wavs
+    X = extract_features(paths, 'default', n_jobs=1, progress=True)
+    assert len(X) == len(paths) and '\r' not in capsys.readouterr().err

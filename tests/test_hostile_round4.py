@@ -35,6 +35,13 @@ def test_more_folds_than_speakers_says_how_many_ran(data, tmp_path):
     assert json.loads((tmp_path / 'r.json').read_text())['folds'] == 3
 
 
+def test_the_folds_warning_is_said_once_when_evaluate_runs_twice(data):
+    "Adapted and unadapted runs share their folds: the warning about them is printed once, not once a run."
+    r = run('evaluate', data[0], '--folds', 5, '--estimator', 'logreg', '--speeds', 'none', '-j', '1')
+    assert r.returncode == 0, r.stderr
+    assert 'adapted and unadapted' in r.stdout and r.stderr.count('5 folds asked') == 1, r.stderr
+
+
 def test_a_class_missing_from_a_folds_training_is_explained(data, tmp_path):
     "Angry clips of one speaker only: the fold testing that speaker cannot train (one emotion left); it is said, not fatal."
     m = pd.read_csv(data[1], dtype=str)

@@ -5,6 +5,7 @@ import ser_kit.cnn
 from ser_kit.cnn import CNNRecognizer, speaker_batches, breadth
 from ser_kit.data import SettingError, load_audio
 from ser_kit.models import CheckpointError, load_model
+from ser_kit.classical import EmotionRecognizer
 from test_cnn import SMALL, FEAT, FIXTURES, _rewrite     # the CNN tests' small settings and checkpoint tampering
 
 
@@ -68,6 +69,8 @@ def test_the_open_gate_sends_a_speaker_to_speaker_batch_norm(gated, tiny_corpus,
     np.testing.assert_allclose(P, rec.bn_model_.predict_proba_batch(paths, spk)[0], atol=1e-6)
     assert not np.allclose(P, _without_twin(rec).predict_proba_batch(paths, spk)[0])
     assert rec.gate_['02']['networks'] == 'speaker batch norm' and rec.gate_['02']['breadth'] <= 2
+    assert rec.networks_used(['02', 'nobody']) == ['speaker batch norm', 'default']
+    assert _without_twin(rec).networks_used(['02']) is None and EmotionRecognizer().networks_used(['02']) is None
     alone = rec.predict_proba_batch(paths[:3])[0]                                        # a clip alone: the default
     np.testing.assert_allclose(alone, _without_twin(rec).predict_proba_batch(paths[:3])[0])
 
