@@ -958,6 +958,15 @@ def head_without(self:CNNRecognizer, speakers:Sequence, # speakers the classifie
         with twin: yield self._fit_head(~np.isin(self.head_data_['voice'], [str(s) for s in speakers]))
     finally: self.norm_, self.head_ = saved
 
+# %% ../nbs/03_cnn.ipynb #b93c664a
+GATE_CLIPS = 16      # least clips of a speaker for the speaker batch-norm networks
+GATE_BREADTH = 6.0   # least effective number of emotions in the speaker's estimated mix (exp entropy, 1 to 8)
+
+def breadth(P:np.ndarray, # class probabilities of one speaker's clips [n, n_classes]
+           ) -> float:
+    "The effective number of emotions in the clips' mean class probabilities: exp(entropy)."
+    p = np.clip(np.asarray(P, dtype=float).mean(0), 1e-12, 1); return float(np.exp(-(p * np.log(p)).sum()))
+
 # %% ../nbs/03_cnn.ipynb #617669d1
 @patch
 def _training_arrays(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> tuple:
@@ -1012,6 +1021,10 @@ def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
         B = speaker_band_means(clip_band_means(X), spk)
         self.band_mean_ = np.mean([B[spk == s][0] for s in set(spk[~va & (spk == voice)])], axis=0)  # average real one
         X = X - B[:, None, :, None].astype(X.dtype)
+    if self.speaker_bn == 'gate' and len(self.labels) <= GATE_BREADTH:   # no speaker's mix could ever cross the gate
+        warnings.warn(f"speaker_bn='gate' sends speakers whose clips span {GATE_BREADTH:g}+ emotions to speaker batch "
+                      f"norm; with {len(self.labels)} emotions none can, so only the usual networks are trained "
+                      "(speaker_bn=None)"); self.speaker_bn = None
     self.bn_model_ = None; self._train_networks(X, y, spk, voice, va)
     if self.speaker_bn == 'gate': self.bn_model_ = self._speaker_bn_twin()._train_networks(X, y, spk, voice, va)
     return self
@@ -1025,15 +1038,6 @@ def network_histories(self:CNNRecognizer) -> dict[str, pd.DataFrame]:
     own = {f'network {k}': g.drop(columns='network').reset_index(drop=True) for k, g in h.groupby('network')}
     twin = self.bn_model_.network_histories() if self.bn_model_ is not None else {}
     return own | {f'{k} (speaker BN)': v for k, v in twin.items()}
-
-# %% ../nbs/03_cnn.ipynb #b93c664a
-GATE_CLIPS = 16      # least clips of a speaker for the speaker batch-norm networks
-GATE_BREADTH = 6.0   # least effective number of emotions in the speaker's estimated mix (exp entropy, 1 to 8)
-
-def breadth(P:np.ndarray, # class probabilities of one speaker's clips [n, n_classes]
-           ) -> float:
-    "The effective number of emotions in the clips' mean class probabilities: exp(entropy)."
-    p = np.clip(np.asarray(P, dtype=float).mean(0), 1e-12, 1); return float(np.exp(-(p * np.log(p)).sum()))
 
 # %% ../nbs/03_cnn.ipynb #0b683209
 @patch

@@ -14,7 +14,8 @@ def gated(tiny_corpus, tmp_path_factory):
     "The default `speaker_bn='gate'`: one small network of each kind, two epochs, saved."
     rec = CNNRecognizer(epochs=2, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1, val_speakers=['03'],
                         augment={}, n_models=1, speeds=(0.9,))
-    rec.fit(tiny_corpus)
+    with pytest.MonkeyPatch.context() as mp:              # a gate that 2 emotions can cross: the twin is trained
+        mp.setattr(ser_kit.cnn, 'GATE_BREADTH', 1.0); rec.fit(tiny_corpus)
     return rec, rec.save(tmp_path_factory.mktemp('ckpt') / 'gated')
 
 
@@ -148,3 +149,14 @@ def test_predictions_say_which_networks_read_each_speaker(gated, tiny_corpus, op
     csv = pd.read_csv(tmp_path / 'p.csv')                              # a new process: the gate's own thresholds
     assert list(csv.columns[:6]) == ['path', 'prediction', 'speaker', 'speaker_clips', 'speaker_from', 'networks']
     assert set(csv.networks) == {'default'}                            # 6 clips a speaker: fewer than GATE_CLIPS
+
+
+def test_a_gate_no_speaker_can_cross_trains_no_twin(tiny_corpus):
+    "Two emotions (or the six RAVDESS and EMO-DB share) never span 6: the twin would be trained for nothing."
+    rec = CNNRecognizer(epochs=1, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1, val_speakers=['03'],
+                        augment={}, n_models=1, speeds=())
+    with pytest.warns(UserWarning, match="with 2 emotions none can, so only the usual networks are trained"):
+        rec.fit(tiny_corpus)
+    assert rec.speaker_bn is None and rec.bn_model_ is None
+    assert rec.adaptation() == 'speaker-adaptive (em, network vectors)'
+    assert list(rec.network_histories()) == ['network 0']
