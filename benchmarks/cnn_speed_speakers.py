@@ -16,16 +16,20 @@ slice of the vectors, the classifier refitted; the fusion too): with the same se
 run trains, so one run compares ensemble sizes on the same networks. `--dump DIR` writes each fold's vectors for
 `cnn_heads.py`, which varies the classifier on top alone. With the default `speaker_bn='gate'` each fold also records
 who crossed the gate (`gate`), the first set of networks alone (`first_set`, the model with `speaker_bn=None` and the
-same seeds) and the speaker batch-norm twin alone (`twin`), on the same test clips.
+same seeds) and the speaker batch-norm twin alone (`twin`), on the same test clips; with `--fusion`, `fusion` fuses the
+gated CNN and `fusion_first_set` the first set alone (the fusion as shipped: its CNN member has no twin). `--both`
+also reads every speaker who crosses the gate by the mean of both sets' probabilities (`cnn_both`, and `fusion_both`
+with the weight tuned on that reading).
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
         [--tta 1] [--adapt em|z|speaker|none] [--kind logmel|mfcc] [--n-mels 64] [--prosody] [--fusion]
         [--protocol four|emobox]
         [--threads 2]
-        [--swa K ...] [--first K ...] [--dump DIR] [--out FILE]
+        [--swa K ...] [--first K ...] [--dump DIR] [--both] [--out FILE]
 """
 import argparse, copy, json, os, platform, sys, time, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 sys.path.insert(0, str(Path(__file__).parent))
@@ -52,6 +56,15 @@ class Snapshots:
         return loss
 
 
+@contextmanager
+def both_sets():
+    "Inside the block a speaker who crosses the gate gets the mean of both network sets' probabilities (others: as is)."
+    orig = CNNRecognizer._gate
+    CNNRecognizer._gate = lambda self, P, X, speakers=None: (P + orig(self, P, X, speakers)) / 2
+    try: yield
+    finally: CNNRecognizer._gate = orig
+
+
 def averaged(net, states, X, crop):
     "A copy of `net` with the mean of `states`' weights, its batch-norm statistics recomputed on centre crops of `X`."
     avg = copy.deepcopy(net).cpu(); avg.load_state_dict(average_weights(states))
@@ -76,6 +89,7 @@ def main():
                     help='also score the first K networks of the ensemble alone (classifier refitted on their vectors)')
     ap.add_argument('--dump', default=None,
                     help='a folder: each fold\'s training and test vectors (npz), for studies of the classifier alone')
+    ap.add_argument('--both', action='store_true', help="speakers past the gate: the mean of both network sets")
     ap.add_argument('--protocol', default='four', choices=['four', 'emobox'],
                     help="four: actors 01-04, 05-08, ...; emobox: the EmoBox folds that have test actors here")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cnn_speed_speakers.json'))
@@ -131,6 +145,16 @@ def main():
                 r |= dict(fusion_by_uar=scored(by_uar, test), weight_by_uar=by_uar.weight_)
                 r |= dict(classical=scored(fused.members[0], test), fusion=scored(fused, test), weight=fused.weight_,
                           temperature=fused.temperature_, fusion_extra_minutes=round((time.time() - t) / 60, 1))
+                if cnn.bn_model_ is not None:   # the fusion as shipped: its CNN member is the first set alone
+                    v = copy.copy(cnn); v.bn_model_ = None
+                    f1 = FusionRecognizer(n_jobs=2).fit_with_cnn(v, train)
+                    r |= dict(fusion_first_set=scored(f1, test), weight_first_set=f1.weight_)
+            if a.both and cnn.bn_model_ is not None:   # broad speakers: the mean of both sets (tuned and scored so)
+                with both_sets():
+                    r['cnn_both'] = scored(cnn, test)
+                    if a.fusion:
+                        fb = FusionRecognizer(n_jobs=2).fit_with_cnn(cnn, train)
+                        r |= dict(fusion_both=scored(fb, test), weight_both=fb.weight_)
             for K in a.first:   # a smaller ensemble: the same first K networks, their slice of the vectors
                 v = copy.copy(cnn); v.networks = cnn.networks[:K]; d = cnn.head_data_
                 if v.adapt in ('z', 'em'):
