@@ -18,8 +18,8 @@ run trains, so one run compares ensemble sizes on the same networks. `--dump DIR
 who crossed the gate (`gate`), the first set of networks alone (`first_set`, the model with `speaker_bn=None` and the
 same seeds) and the speaker batch-norm twin alone (`twin`), on the same test clips; with `--fusion`, `fusion` fuses the
 gated CNN and `fusion_first_set` the first set alone (the fusion as shipped: its CNN member has no twin). `--both`
-also reads every speaker who crosses the gate by the mean of both sets' probabilities (`cnn_both`, and `fusion_both`
-with the weight tuned on that reading).
+also reads every speaker who crosses the gate by the mean of both sets' probabilities (the library's
+`speaker_bn='both'` on the same networks: `cnn_both`, and `fusion_both` with the weight tuned on that reading).
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
@@ -29,7 +29,6 @@ Writes results/cnn_speed_speakers.json (the runs kept are named by their setting
         [--swa K ...] [--first K ...] [--dump DIR] [--both] [--out FILE]
 """
 import argparse, copy, json, os, platform, sys, time, warnings
-from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 sys.path.insert(0, str(Path(__file__).parent))
@@ -54,15 +53,6 @@ class Snapshots:
         if ep >= s.epochs - self.keep:
             self.runs[-1].append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         return loss
-
-
-@contextmanager
-def both_sets():
-    "Inside the block a speaker who crosses the gate gets the mean of both network sets' probabilities (others: as is)."
-    orig = CNNRecognizer._gate
-    CNNRecognizer._gate = lambda self, P, X, speakers=None: (P + orig(self, P, X, speakers)) / 2
-    try: yield
-    finally: CNNRecognizer._gate = orig
 
 
 def averaged(net, states, X, crop):
@@ -149,12 +139,17 @@ def main():
                     v = copy.copy(cnn); v.bn_model_ = None
                     f1 = FusionRecognizer(n_jobs=2).fit_with_cnn(v, train)
                     r |= dict(fusion_first_set=scored(f1, test), weight_first_set=f1.weight_)
+                    for n_emo in (4, 2):
+                        r[f'fusion_first_set_skew{n_emo}'] = scored(f1, test[skew_rows(test, labels, n_emo, everyone)])
             if a.both and cnn.bn_model_ is not None:   # broad speakers: the mean of both sets (tuned and scored so)
-                with both_sets():
-                    r['cnn_both'] = scored(cnn, test)
-                    if a.fusion:
-                        fb = FusionRecognizer(n_jobs=2).fit_with_cnn(cnn, train)
-                        r |= dict(fusion_both=scored(fb, test), weight_both=fb.weight_)
+                v = copy.copy(cnn); v.speaker_bn = 'both'; r['cnn_both'] = scored(v, test)
+                for n_emo in (4, 2):
+                    r[f'cnn_both_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
+                if a.fusion:
+                    fb = FusionRecognizer(n_jobs=2).fit_with_cnn(v, train)
+                    r |= dict(fusion_both=scored(fb, test), weight_both=fb.weight_)
+                    for n_emo in (4, 2):
+                        r[f'fusion_both_skew{n_emo}'] = scored(fb, test[skew_rows(test, labels, n_emo, everyone)])
             for K in a.first:   # a smaller ensemble: the same first K networks, their slice of the vectors
                 v = copy.copy(cnn); v.networks = cnn.networks[:K]; d = cnn.head_data_
                 if v.adapt in ('z', 'em'):

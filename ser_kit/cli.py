@@ -373,9 +373,10 @@ def _add_model_options(p):
                                    "default: the model type's")
     p.add_argument('--speeds', type=_speeds, help='classical / cnn: speed factors of extra training speakers, e.g. '
                                                   "0.9,1.1, or none (default: the model type's)")
-    p.add_argument('--speaker-bn', dest='speaker_bn', choices=['gate', 'always', 'none'],
+    p.add_argument('--speaker-bn', dest='speaker_bn', choices=['gate', 'both', 'always', 'none'],
                    help="cnn / fusion: speaker batch norm: gate (the CNN's default: a second set of networks for "
-                        "speakers heard in many clips and emotions), always, or none (the fusion's default)")
+                        "speakers heard in many clips and emotions), both (those speakers read by the mean of both "
+                        "sets), always, or none")
     p.add_argument('--augment', metavar='KINDS', help=AUGMENT_HELP)
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers for features (default: all cores)')
 

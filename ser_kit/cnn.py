@@ -25,9 +25,9 @@ from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, u
 # %% auto #0
 __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'BN_PRIOR',
            'BN_MAX_CLIPS', 'BATCHNORMS', 'EMBED_ADAPT', 'CNN_ADAPT', 'HEAD_C', 'HEAD_BALANCE', 'HEAD_CLASS_WEIGHT',
-           'GATE_CLIPS', 'GATE_BREADTH', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device', 'amp_dtype',
-           'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames', 'FrameDataset',
-           'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
+           'GATE_CLIPS', 'GATE_BREADTH', 'GATED', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device',
+           'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames',
+           'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
            'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d',
            'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
            'cpu_threads', 'predict_logits', 'speaker_batchnorm', 'equal_parts', 'by_speaker', 'validation_scores',
@@ -718,7 +718,8 @@ class CNNRecognizer(Recognizer):
                  speeds:Sequence[float]|None=(0.9, 1.1), # speed factors of extra training copies, each a new
                                                # speaker (tempo and pitch 10 % down and up); None or (): none
                  speaker_bn:str|None='gate',   # 'gate': also networks with speaker batch norm, for the speakers heard
-                                               # in many clips and emotions; 'always': those only; None: never
+                                               # in many clips and emotions; 'both': those speakers read by the mean
+                                               # of both sets; 'always': speaker batch norm only; None: never
                 ):
         super().__init__(emotions=emotions, balance=balance, seed=seed, n_jobs=n_jobs, progress=progress)
         self.adapt = None if adapt == 'none' else adapt
@@ -770,8 +771,8 @@ def _check_settings(self:CNNRecognizer):
         raise SettingError(None, f"val_fraction must be between 0 and 1, not {self.val_fraction}")
     if self.adapt not in (None,) + CNN_ADAPT:
         raise SettingError(None, f"adapt must be one of {', '.join(CNN_ADAPT)} or None, not {self.adapt!r}")
-    if self.speaker_bn not in (None, 'gate', 'always'):
-        raise SettingError(None, f"speaker_bn must be 'gate', 'always' or None, not {self.speaker_bn!r}")
+    if self.speaker_bn not in (None, 'gate', 'both', 'always'):
+        raise SettingError(None, f"speaker_bn must be 'gate', 'both', 'always' or None, not {self.speaker_bn!r}")
     if any(not 0.5 <= f <= 2 or f == 1 for f in self.speeds):
         raise SettingError(None, f"speeds must be factors between 0.5 and 2 other than 1, not {self.speeds}")
     if self.features['kind'] not in ('logmel', 'mfcc'):
@@ -804,7 +805,8 @@ def _net_params(self:CNNRecognizer) -> dict:
 def adaptation(self:CNNRecognizer) -> str:
     "'none', or how the model adapts to each speaker."
     how = [f'{self.adapt}, network vectors' if self.adapt in EMBED_ADAPT else 'band means' if self.adapt else '',
-           {'gate': 'gated speaker batch norm', 'always': 'speaker batch norm'}.get(self.speaker_bn, '')]
+           {'gate': 'gated speaker batch norm', 'both': 'gated speaker batch norm, both sets',
+            'always': 'speaker batch norm'}.get(self.speaker_bn, '')]
     return f"speaker-adaptive ({'; '.join(h for h in how if h)})" if any(how) else 'none'
 
 # %% ../nbs/03_cnn.ipynb #fa193d16
@@ -961,6 +963,7 @@ def head_without(self:CNNRecognizer, speakers:Sequence, # speakers the classifie
 # %% ../nbs/03_cnn.ipynb #b93c664a
 GATE_CLIPS = 16      # least clips of a speaker for the speaker batch-norm networks
 GATE_BREADTH = 6.0   # least effective number of emotions in the speaker's estimated mix (exp entropy, 1 to 8)
+GATED = ('gate', 'both')   # the speaker_bn settings that train a twin and read it for the speakers past the gate
 
 def breadth(P:np.ndarray, # class probabilities of one speaker's clips [n, n_classes]
            ) -> float:
@@ -1021,12 +1024,13 @@ def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
         B = speaker_band_means(clip_band_means(X), spk)
         self.band_mean_ = np.mean([B[spk == s][0] for s in set(spk[~va & (spk == voice)])], axis=0)  # average real one
         X = X - B[:, None, :, None].astype(X.dtype)
-    if self.speaker_bn == 'gate' and len(self.labels) <= GATE_BREADTH:   # no speaker's mix could ever cross the gate
-        warnings.warn(f"speaker_bn='gate' sends speakers whose clips span {GATE_BREADTH:g}+ emotions to speaker batch "
-                      f"norm; with {len(self.labels)} emotions none can, so only the usual networks are trained "
-                      "(speaker_bn=None)"); self.speaker_bn = None
+    gated = self.speaker_bn in GATED                    # 'gate', 'both': a twin for the speakers past the gate
+    if gated and len(self.labels) <= GATE_BREADTH:      # no speaker's mix could ever cross the gate
+        warnings.warn(f"speaker_bn={self.speaker_bn!r} sends speakers whose clips span {GATE_BREADTH:g}+ emotions to "
+                      f"speaker batch norm; with {len(self.labels)} emotions none can, so only the usual networks are "
+                      "trained (speaker_bn=None)"); self.speaker_bn = gated = None
     self.bn_model_ = None; self._train_networks(X, y, spk, voice, va)
-    if self.speaker_bn == 'gate': self.bn_model_ = self._speaker_bn_twin()._train_networks(X, y, spk, voice, va)
+    if gated: self.bn_model_ = self._speaker_bn_twin()._train_networks(X, y, spk, voice, va)
     return self
 
 # %% ../nbs/03_cnn.ipynb #c8e129c8
@@ -1045,14 +1049,16 @@ def _gate(self:CNNRecognizer, P:np.ndarray,     # the default networks' probabil
           X:np.ndarray,                         # the clips' frames [N, 1, F, T]
           speakers:Sequence|None=None,          # a speaker id per clip (None: unknown, each its own)
          ) -> np.ndarray:
-    "`P` with the rows of every broad, well-heard speaker from the speaker batch-norm networks; `gate_` says who."
+    "`P` with every broad, well-heard speaker read by the speaker batch-norm networks (or both sets); `gate_` says who."
     ids, P, self.gate_, picked = speaker_ids(speakers, len(P)), P.copy(), {}, []
+    both = self.speaker_bn == 'both'; past = 'both sets' if both else 'speaker batch norm'
     for s in dict.fromkeys(ids):
         g = ids == s; n, b = int(g.sum()), breadth(P[g])
         if n >= GATE_CLIPS and b >= GATE_BREADTH: picked.append(s)
-        self.gate_[s] = dict(clips=n, breadth=round(b, 2), networks='speaker batch norm' if s in picked else 'default')
-    chosen = np.isin(ids, picked)
-    if chosen.any(): P[chosen] = self.bn_model_.predict_frames(X, ids)[chosen]   # the whole request, as 'em' reads it
+        self.gate_[s] = dict(clips=n, breadth=round(b, 2), networks=past if s in picked else 'default')
+    if (chosen := np.isin(ids, picked)).any():
+        T = self.bn_model_.predict_frames(X, ids)[chosen]                     # the whole request, as 'em' reads it
+        P[chosen] = (P[chosen] + T) / 2 if both else T
     return P
 
 # %% ../nbs/03_cnn.ipynb #c6c99a7b
@@ -1245,10 +1251,11 @@ def read_checkpoint(folder:str|Path, # a folder written by `write_checkpoint` (o
         raise CheckpointError(wfile, f"not a readable safetensors file ({type(e).__name__}: {e})") from None
     rec.networks = [_read_network(rec, tensors, k, wfile) for k in range(rec.n_models)]
     _read_head(rec, desc.get('head'), folder)
-    if rec.speaker_bn == 'gate':                                     # the twin with speaker batch norm
+    if rec.speaker_bn in GATED:                                      # the twin with speaker batch norm
         twin = rec._speaker_bn_twin(); rec.bn_model_ = twin
         if not any(name.startswith('b0.') for name in tensors):
-            raise CheckpointError(wfile, "holds no speaker batch-norm networks; ser_kit.json says speaker_bn='gate'")
+            raise CheckpointError(wfile, f"holds no speaker batch-norm networks; ser_kit.json says "
+                                         f"speaker_bn={rec.speaker_bn!r}")
         twin.networks = [_read_network(twin, tensors, k, wfile, 'b') for k in range(rec.n_models)]
         _read_head(twin, desc.get('speaker_bn_head'), folder)
     return rec

@@ -270,8 +270,8 @@ class YourVoice:
         if adaptive and len(self.clips) >= self.after:
             ctx = self.clips[-self.keep:] + [y]
             P, how = self.model.predict_proba_audio(ctx, ['you'] * len(ctx))[-1], f"your voice, {len(ctx)} utterances"
-            if self.model.networks_used(['you']) == ['speaker batch norm']:
-                how += ', speaker batch norm'                # a CNN's gate (lesson 03): many utterances, many emotions
+            if (nets := self.model.networks_used(['you'])) not in (None, ['default']):
+                how += f', {nets[0]}'                        # a CNN's gate (lesson 03): many utterances, many emotions
         else: P, how = self.model.predict_proba_audio([y])[0], ('training statistics' if adaptive else '')
         self.clips.append(y)
         return dict(zip(self.model.labels, map(float, P))), how

@@ -31,7 +31,7 @@ def _without_twin(rec):
 
 def test_the_setting_is_checked_and_described():
     assert CNNRecognizer().speaker_bn == 'gate' and CNNRecognizer(speaker_bn='none').speaker_bn is None
-    with pytest.raises(SettingError, match="speaker_bn must be 'gate', 'always' or None"): CNNRecognizer(speaker_bn=True)
+    with pytest.raises(SettingError, match="speaker_bn must be 'gate', 'both', 'always' or None"): CNNRecognizer(speaker_bn=True)
     assert CNNRecognizer().adaptation() == 'speaker-adaptive (em, network vectors; gated speaker batch norm)'
     assert CNNRecognizer(adapt=None, speaker_bn='always').adaptation() == 'speaker-adaptive (speaker batch norm)'
 
@@ -74,6 +74,34 @@ def test_the_open_gate_sends_a_speaker_to_speaker_batch_norm(gated, tiny_corpus,
     assert _without_twin(rec).networks_used(['02']) is None and EmotionRecognizer().networks_used(['02']) is None
     alone = rec.predict_proba_batch(paths[:3])[0]                                        # a clip alone: the default
     np.testing.assert_allclose(alone, _without_twin(rec).predict_proba_batch(paths[:3])[0])
+
+
+def _both(rec):
+    both = copy.copy(rec); both.speaker_bn = 'both'; return both
+
+
+def test_both_reads_a_broad_speaker_by_the_mean_of_both_sets(gated, tiny_corpus, open_gate):
+    rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker); both = _both(rec)
+    P, first = both.predict_proba_batch(paths, spk)[0], _without_twin(rec).predict_proba_batch(paths, spk)[0]
+    np.testing.assert_allclose(P, (first + rec.bn_model_.predict_proba_batch(paths, spk)[0]) / 2, atol=1e-6)
+    assert not np.allclose(P, first) and not np.allclose(P, rec.predict_proba_batch(paths, spk)[0])
+    assert both.networks_used(['02', 'nobody']) == ['both sets', 'default']
+    np.testing.assert_allclose(both.predict_proba_batch(paths[:3])[0],                    # alone: the first set
+                               _without_twin(rec).predict_proba_batch(paths[:3])[0], atol=1e-6)
+    assert both.adaptation() == 'speaker-adaptive (em, network vectors; gated speaker batch norm, both sets)'
+
+
+def test_both_keeps_the_first_set_for_few_clips(gated, tiny_corpus):
+    rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
+    np.testing.assert_allclose(_both(rec).predict_proba_batch(paths, spk)[0],
+                               _without_twin(rec).predict_proba_batch(paths, spk)[0])
+
+
+def test_a_both_sets_model_round_trips(gated, tiny_corpus, open_gate, tmp_path):
+    both = _both(gated[0]); back = CNNRecognizer.load(both.save(tmp_path / 'both'))
+    paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
+    assert back.speaker_bn == 'both' and back.bn_model_ is not None
+    np.testing.assert_allclose(back.predict_proba_batch(paths, spk)[0], both.predict_proba_batch(paths, spk)[0], atol=1e-5)
 
 
 def test_the_gate_uses_speakers_never_labels(gated, tiny_corpus, open_gate):
@@ -129,6 +157,9 @@ def test_listen_says_when_your_voice_went_to_speaker_batch_norm(gated, tiny_corp
     voice = YourVoice(gated[0], after=2)
     hows = [voice.predict(load_audio(p, sr=16000))[1] for p in tiny_corpus.path[:4]]
     assert hows[0] == 'training statistics' and hows[-1] == 'your voice, 4 utterances, speaker batch norm'
+    voice = YourVoice(_both(gated[0]), after=2)
+    hows = [voice.predict(load_audio(p, sr=16000))[1] for p in tiny_corpus.path[:4]]
+    assert hows[-1] == 'your voice, 4 utterances, both sets'
 
 
 def test_the_fusion_member_has_no_twin_unless_asked():
