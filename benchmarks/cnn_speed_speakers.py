@@ -102,7 +102,7 @@ def main():
                      best_epochs=[int(h.epoch[h.val_uar.idxmax()]) for h in cnn.network_histories().values()])
             if cnn.bn_model_ is not None:   # speaker_bn='gate': who crossed it, the first set alone, the twin alone
                 scored(cnn, test); r['gate'] = cnn.gate_
-                v = copy.copy(cnn); v.bn_model_ = None
+                v = cnn.reading(None)
                 r['first_set'], r['twin'] = scored(v, test), scored(cnn.bn_model_, test)
                 for n_emo in (4, 2):
                     r[f'first_set_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
@@ -136,13 +136,13 @@ def main():
                 r |= dict(classical=scored(fused.members[0], test), fusion=scored(fused, test), weight=fused.weight_,
                           temperature=fused.temperature_, fusion_extra_minutes=round((time.time() - t) / 60, 1))
                 if cnn.bn_model_ is not None:   # the fusion as shipped: its CNN member is the first set alone
-                    v = copy.copy(cnn); v.bn_model_ = None
+                    v = cnn.reading(None)
                     f1 = FusionRecognizer(n_jobs=2).fit_with_cnn(v, train)
                     r |= dict(fusion_first_set=scored(f1, test), weight_first_set=f1.weight_)
                     for n_emo in (4, 2):
                         r[f'fusion_first_set_skew{n_emo}'] = scored(f1, test[skew_rows(test, labels, n_emo, everyone)])
             if a.both and cnn.bn_model_ is not None:   # broad speakers: the mean of both sets (tuned and scored so)
-                v = copy.copy(cnn); v.speaker_bn = 'both'; r['cnn_both'] = scored(v, test)
+                v = cnn.reading('both'); r['cnn_both'] = scored(v, test)
                 for n_emo in (4, 2):
                     r[f'cnn_both_skew{n_emo}'] = scored(v, test[skew_rows(test, labels, n_emo, everyone)])
                 if a.fusion:

@@ -19,10 +19,10 @@ come from the CNN's validation speakers (training corpus). Writes results/cross_
     SER_KIT_DATA=../shared/data python benchmarks/cross_corpus_cnn.py [--models 3] [--epochs 30] [--threads 2]
         [--cnn-adapt em speaker] [--prosody] [--gate-share 0.75] [--out FILE]
 """
-import argparse, copy, json, os, platform, sys, time, warnings
+import argparse, json, os, platform, sys, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
-import numpy as np, torch
+import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from recorded import recorded_settings
 from cnn_adapt_cv import scored
@@ -64,7 +64,7 @@ def direction(train, test, a) -> dict:
                 out['cnn']['em_gate_share'] = scored(cnns['em'], test); out['gate_share'] = cnns['em'].gate_
         if ad == 'em':    # the same networks with the other classifier on top ('z') or none (their own softmax)
             for other in ('z', 'none', 'em_first_set'):   # the first network set alone (speaker_bn=None), read 3 ways
-                cnns[other] = copy.copy(cnns['em']); cnns[other].bn_model_ = None
+                cnns[other] = cnns['em'].reading(None)
                 cnns[other].adapt = None if other == 'none' else 'em' if other == 'em_first_set' else other
                 if other == 'z': cnns[other]._fit_head()
                 out['cnn'][other] = scored(cnns[other], test)

@@ -1065,9 +1065,22 @@ def _gate(self:CNNRecognizer, P:np.ndarray,     # the default networks' probabil
 @patch
 def networks_used(self:CNNRecognizer, speakers:Sequence, # speaker ids of the last prediction
                  ) -> list[str]|None:
-    "For each speaker, `'speaker batch norm'` if the gate sent them to the twin, else `'default'`; `None`: no twin."
+    "For each speaker, `'speaker batch norm'` (or `'both sets'`) if the gate opened for them, else `'default'`."
     if self.bn_model_ is None: return None
     return [self.gate_.get(s, {}).get('networks', 'default') for s in speakers]
+
+# %% ../nbs/03_cnn.ipynb #f5c1a7e8
+@patch
+def reading(self:CNNRecognizer, speaker_bn:str|None, # None: the first set alone; 'gate' or 'both': with the twin
+           ) -> CNNRecognizer:
+    "The same trained networks read another way (a shallow copy: nothing is trained or duplicated)."
+    if speaker_bn not in (None, *GATED) or self.speaker_bn == 'always':
+        raise SettingError(None, f"a gated model reads as None, 'gate' or 'both', not {speaker_bn!r} "
+                                 f"(this model: speaker_bn={self.speaker_bn!r})")
+    if speaker_bn and self.bn_model_ is None: raise SettingError(None, "no speaker batch-norm networks to read")
+    v = copy.copy(self); v.speaker_bn, v.gate_ = speaker_bn, {}
+    if speaker_bn is None: v.bn_model_ = None
+    return v
 
 # %% ../nbs/03_cnn.ipynb #062cf327
 @patch

@@ -109,7 +109,7 @@ class FusionRecognizer(Recognizer):
         return f"FusionRecognizer(weight={self.weight_} ({how}), temperature={self.temperature_}, members={kinds})"
 
 # %% ../nbs/03b_fusion.ipynb #f63ae2d3
-CNN_MEMBER = dict(speaker_bn=None)  # the CNN member's own defaults: the default networks only (lesson 03, the gate)
+CNN_MEMBER = dict(speaker_bn='both')  # the CNN member's own default: speakers past the gate read by both sets
 
 @patch
 def new_member(self:FusionRecognizer, kind:str, # 'classical' or 'cnn'
@@ -162,6 +162,13 @@ def adaptation(self:FusionRecognizer) -> str:
     "How the members adapt to the speaker: 'none', or the mode of each member that does."
     modes = [f"{m.model_type}: {m.adaptation()}" for m in self.members if m.adaptation() != 'none']
     return '; '.join(modes) or 'none'
+
+# %% ../nbs/03b_fusion.ipynb #c1f5a9e3
+@patch
+def networks_used(self:FusionRecognizer, speakers:Sequence, # speaker ids of the last prediction
+                 ) -> list[str]|None:
+    "The CNN member's network sets for each speaker (its gate); `None`: the member has one set."
+    return self.members[-1].networks_used(speakers) if self.members else None
 
 # %% ../nbs/03b_fusion.ipynb #ea075288
 def _validation_record(curve:pd.DataFrame, fused:np.ndarray, y:np.ndarray, speakers:Sequence, weight:float|None,

@@ -1,5 +1,5 @@
 "The CNN's speaker batch norm and its gate: one-speaker batches, unlabelled statistics, the gate's choice, the saved twin."
-import copy, shutil
+import shutil
 import numpy as np, pytest, torch
 import ser_kit.cnn
 from ser_kit.cnn import CNNRecognizer, speaker_batches, breadth
@@ -26,7 +26,7 @@ def open_gate(monkeypatch):
 
 
 def _without_twin(rec):
-    plain = copy.copy(rec); plain.bn_model_ = None; return plain
+    return rec.reading(None)
 
 
 def test_the_setting_is_checked_and_described():
@@ -77,7 +77,7 @@ def test_the_open_gate_sends_a_speaker_to_speaker_batch_norm(gated, tiny_corpus,
 
 
 def _both(rec):
-    both = copy.copy(rec); both.speaker_bn = 'both'; return both
+    return rec.reading('both')
 
 
 def test_both_reads_a_broad_speaker_by_the_mean_of_both_sets(gated, tiny_corpus, open_gate):
@@ -89,6 +89,14 @@ def test_both_reads_a_broad_speaker_by_the_mean_of_both_sets(gated, tiny_corpus,
     np.testing.assert_allclose(both.predict_proba_batch(paths[:3])[0],                    # alone: the first set
                                _without_twin(rec).predict_proba_batch(paths[:3])[0], atol=1e-6)
     assert both.adaptation() == 'speaker-adaptive (em, network vectors; gated speaker batch norm, both sets)'
+
+
+def test_a_reading_shares_the_networks_and_is_checked(gated):
+    rec, _ = gated; first = rec.reading(None)
+    assert first.bn_model_ is None and rec.bn_model_ is not None and rec.reading('gate').networks is rec.networks
+    with pytest.raises(SettingError, match='no speaker batch-norm networks'): first.reading('both')
+    with pytest.raises(SettingError, match="reads as None, 'gate' or 'both'"): rec.reading('always')
+    with pytest.raises(SettingError, match="speaker_bn='always'"): rec.bn_model_.reading(None)
 
 
 def test_both_keeps_the_first_set_for_few_clips(gated, tiny_corpus):
@@ -162,10 +170,18 @@ def test_listen_says_when_your_voice_went_to_speaker_batch_norm(gated, tiny_corp
     assert hows[-1] == 'your voice, 4 utterances, both sets'
 
 
-def test_the_fusion_member_has_no_twin_unless_asked():
+def test_the_fusion_member_reads_broad_speakers_by_both_sets():
     from ser_kit.fusion import FusionRecognizer
-    assert FusionRecognizer().new_member('cnn').speaker_bn is None
-    assert FusionRecognizer(speaker_bn='gate').new_member('cnn').speaker_bn == 'gate'
+    assert FusionRecognizer().new_member('cnn').speaker_bn == 'both'
+    assert FusionRecognizer(speaker_bn=None).new_member('cnn').speaker_bn is None      # one set, half the training
+
+
+def test_a_fusion_says_which_networks_read_each_speaker(gated, tiny_corpus, open_gate):
+    from ser_kit.fusion import FusionRecognizer
+    rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
+    fused = FusionRecognizer.from_models(EmotionRecognizer(n_jobs=1).fit(tiny_corpus), _both(rec))
+    assert set(fused.predict_table(paths, spk).networks) == {'both sets'}
+    assert FusionRecognizer.from_models(fused.members[0], _without_twin(rec)).networks_used(['02']) is None
 
 
 def test_predictions_say_which_networks_read_each_speaker(gated, tiny_corpus, open_gate, tmp_path):
