@@ -25,13 +25,10 @@ def open_gate(monkeypatch):
     monkeypatch.setattr(ser_kit.cnn, 'GATE_CLIPS', 2); monkeypatch.setattr(ser_kit.cnn, 'GATE_BREADTH', 1.0)
 
 
-def _without_twin(rec):
-    return rec.reading(None)
-
-
 def test_the_setting_is_checked_and_described():
     assert CNNRecognizer().speaker_bn == 'gate' and CNNRecognizer(speaker_bn='none').speaker_bn is None
-    with pytest.raises(SettingError, match="speaker_bn must be 'gate', 'both', 'always' or None"): CNNRecognizer(speaker_bn=True)
+    with pytest.raises(SettingError, match="speaker_bn must be 'gate', 'both', 'always' or None"):
+        CNNRecognizer(speaker_bn=True)
     assert CNNRecognizer().adaptation() == 'speaker-adaptive (em, network vectors; gated speaker batch norm)'
     assert CNNRecognizer(adapt=None, speaker_bn='always').adaptation() == 'speaker-adaptive (speaker batch norm)'
 
@@ -60,7 +57,7 @@ def test_both_network_sets_are_trained(gated):
 def test_few_clips_keep_the_default_networks(gated, tiny_corpus):
     rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
     P = rec.predict_proba_batch(paths, spk)[0]                                          # 6 clips a speaker < 16
-    np.testing.assert_allclose(P, _without_twin(rec).predict_proba_batch(paths, spk)[0])
+    np.testing.assert_allclose(P, rec.reading(None).predict_proba_batch(paths, spk)[0])
     assert rec.gate_['01']['clips'] == 6 and {g['networks'] for g in rec.gate_.values()} == {'default'}
 
 
@@ -68,26 +65,22 @@ def test_the_open_gate_sends_a_speaker_to_speaker_batch_norm(gated, tiny_corpus,
     rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
     P = rec.predict_proba_batch(paths, spk)[0]
     np.testing.assert_allclose(P, rec.bn_model_.predict_proba_batch(paths, spk)[0], atol=1e-6)
-    assert not np.allclose(P, _without_twin(rec).predict_proba_batch(paths, spk)[0])
+    assert not np.allclose(P, rec.reading(None).predict_proba_batch(paths, spk)[0])
     assert rec.gate_['02']['networks'] == 'speaker batch norm' and rec.gate_['02']['breadth'] <= 2
     assert rec.networks_used(['02', 'nobody']) == ['speaker batch norm', 'default']
-    assert _without_twin(rec).networks_used(['02']) is None and EmotionRecognizer().networks_used(['02']) is None
+    assert rec.reading(None).networks_used(['02']) is None and EmotionRecognizer().networks_used(['02']) is None
     alone = rec.predict_proba_batch(paths[:3])[0]                                        # a clip alone: the default
-    np.testing.assert_allclose(alone, _without_twin(rec).predict_proba_batch(paths[:3])[0])
-
-
-def _both(rec):
-    return rec.reading('both')
+    np.testing.assert_allclose(alone, rec.reading(None).predict_proba_batch(paths[:3])[0])
 
 
 def test_both_reads_a_broad_speaker_by_the_mean_of_both_sets(gated, tiny_corpus, open_gate):
-    rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker); both = _both(rec)
-    P, first = both.predict_proba_batch(paths, spk)[0], _without_twin(rec).predict_proba_batch(paths, spk)[0]
+    rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker); both = rec.reading('both')
+    P, first = both.predict_proba_batch(paths, spk)[0], rec.reading(None).predict_proba_batch(paths, spk)[0]
     np.testing.assert_allclose(P, (first + rec.bn_model_.predict_proba_batch(paths, spk)[0]) / 2, atol=1e-6)
     assert not np.allclose(P, first) and not np.allclose(P, rec.predict_proba_batch(paths, spk)[0])
     assert both.networks_used(['02', 'nobody']) == ['both sets', 'default']
     np.testing.assert_allclose(both.predict_proba_batch(paths[:3])[0],                    # alone: the first set
-                               _without_twin(rec).predict_proba_batch(paths[:3])[0], atol=1e-6)
+                               rec.reading(None).predict_proba_batch(paths[:3])[0], atol=1e-6)
     assert both.adaptation() == 'speaker-adaptive (em, network vectors; gated speaker batch norm, both sets)'
 
 
@@ -101,15 +94,16 @@ def test_a_reading_shares_the_networks_and_is_checked(gated):
 
 def test_both_keeps_the_first_set_for_few_clips(gated, tiny_corpus):
     rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
-    np.testing.assert_allclose(_both(rec).predict_proba_batch(paths, spk)[0],
-                               _without_twin(rec).predict_proba_batch(paths, spk)[0])
+    np.testing.assert_allclose(rec.reading('both').predict_proba_batch(paths, spk)[0],
+                               rec.reading(None).predict_proba_batch(paths, spk)[0])
 
 
 def test_a_both_sets_model_round_trips(gated, tiny_corpus, open_gate, tmp_path):
-    both = _both(gated[0]); back = CNNRecognizer.load(both.save(tmp_path / 'both'))
+    both = gated[0].reading('both'); back = CNNRecognizer.load(both.save(tmp_path / 'both'))
     paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
     assert back.speaker_bn == 'both' and back.bn_model_ is not None
-    np.testing.assert_allclose(back.predict_proba_batch(paths, spk)[0], both.predict_proba_batch(paths, spk)[0], atol=1e-5)
+    np.testing.assert_allclose(back.predict_proba_batch(paths, spk)[0], both.predict_proba_batch(paths, spk)[0],
+                               atol=1e-5)
 
 
 def test_the_gate_uses_speakers_never_labels(gated, tiny_corpus, open_gate):
@@ -165,7 +159,7 @@ def test_listen_says_when_your_voice_went_to_speaker_batch_norm(gated, tiny_corp
     voice = YourVoice(gated[0], after=2)
     hows = [voice.predict(load_audio(p, sr=16000))[1] for p in tiny_corpus.path[:4]]
     assert hows[0] == 'training statistics' and hows[-1] == 'your voice, 4 utterances, speaker batch norm'
-    voice = YourVoice(_both(gated[0]), after=2)
+    voice = YourVoice(gated[0].reading('both'), after=2)
     hows = [voice.predict(load_audio(p, sr=16000))[1] for p in tiny_corpus.path[:4]]
     assert hows[-1] == 'your voice, 4 utterances, both sets'
 
@@ -179,9 +173,9 @@ def test_the_fusion_member_reads_broad_speakers_by_both_sets():
 def test_a_fusion_says_which_networks_read_each_speaker(gated, tiny_corpus, open_gate):
     from ser_kit.fusion import FusionRecognizer
     rec, _ = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
-    fused = FusionRecognizer.from_models(EmotionRecognizer(n_jobs=1).fit(tiny_corpus), _both(rec))
+    fused = FusionRecognizer.from_models(EmotionRecognizer(n_jobs=1).fit(tiny_corpus), rec.reading('both'))
     assert set(fused.predict_table(paths, spk).networks) == {'both sets'}
-    assert FusionRecognizer.from_models(fused.members[0], _without_twin(rec)).networks_used(['02']) is None
+    assert FusionRecognizer.from_models(fused.members[0], rec.reading(None)).networks_used(['02']) is None
 
 
 def test_predictions_say_which_networks_read_each_speaker(gated, tiny_corpus, open_gate, tmp_path):
@@ -189,7 +183,7 @@ def test_predictions_say_which_networks_read_each_speaker(gated, tiny_corpus, op
     rec, folder = gated; paths, spk = list(tiny_corpus.path), list(tiny_corpus.speaker)
     t = rec.predict_table(paths, spk)
     assert set(t.networks) == {'speaker batch norm'} and list(t.columns[-3:]) == ['speaker', 'speaker_clips', 'networks']
-    assert 'networks' not in _without_twin(rec).predict_table(paths, spk)
+    assert 'networks' not in rec.reading(None).predict_table(paths, spk)
     r = subprocess.run([sys.executable, '-m', 'ser_kit.cli', 'predict', str(folder), *paths, '--csv', str(tmp_path / 'p.csv')],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
