@@ -802,11 +802,16 @@ def _net_params(self:CNNRecognizer) -> dict:
 
 # %% ../nbs/03_cnn.ipynb #9fb7d824
 @patch
+def _has_twin(self:CNNRecognizer) -> bool:
+    "False only for a model fitted with a gate ('gate', 'both') but no twin (`fit` trains none for 6 emotions or fewer)."
+    return not self.networks or self.bn_model_ is not None or self.speaker_bn not in GATED
+
+@patch
 def adaptation(self:CNNRecognizer) -> str:
     "'none', or how the model adapts to each speaker."
     how = [f'{self.adapt}, network vectors' if self.adapt in EMBED_ADAPT else 'band means' if self.adapt else '',
            {'gate': 'gated speaker batch norm', 'both': 'gated speaker batch norm, both sets',
-            'always': 'speaker batch norm'}.get(self.speaker_bn, '')]
+            'always': 'speaker batch norm'}.get(self.speaker_bn if self._has_twin() else None, '')]
     return f"speaker-adaptive ({'; '.join(h for h in how if h)})" if any(how) else 'none'
 
 # %% ../nbs/03_cnn.ipynb #fa193d16
@@ -1028,7 +1033,7 @@ def fit(self:CNNRecognizer, manifest:pd.DataFrame|str|Path) -> CNNRecognizer:
     if gated and len(self.labels) <= GATE_BREADTH:      # no speaker's mix could ever cross the gate
         warnings.warn(f"speaker_bn={self.speaker_bn!r} sends speakers whose clips span {GATE_BREADTH:g}+ emotions to "
                       f"speaker batch norm; with {len(self.labels)} emotions none can, so only the usual networks are "
-                      "trained (speaker_bn=None)"); self.speaker_bn = gated = None
+                      "trained (this fit reads as speaker_bn=None)"); gated = False   # the setting stays for a refit
     self.bn_model_ = None; self._train_networks(X, y, spk, voice, va)
     if gated: self.bn_model_ = self._speaker_bn_twin()._train_networks(X, y, spk, voice, va)
     return self
@@ -1171,6 +1176,7 @@ def write_checkpoint(folder:str|Path,     # the model folder to (re)place
                                  n_models=len(rec.networks), val_speakers=rec.val_speakers_, history=history,
                                  band_mean=None if rec.band_mean_ is None else np.round(rec.band_mean_, 5).tolist(),
                                  head=_head_json(rec), speaker_bn_head=_head_json(rec.bn_model_) if twin else None)
+        if not rec._has_twin(): desc['training']['speaker_bn'] = None   # a gate fitted without its twin: not gated
         write_description(tmp, desc)
     return Path(folder)
 

@@ -192,12 +192,17 @@ def test_predictions_say_which_networks_read_each_speaker(gated, tiny_corpus, op
     assert set(csv.networks) == {'default'}                            # 6 clips a speaker: fewer than GATE_CLIPS
 
 
-def test_a_gate_no_speaker_can_cross_trains_no_twin(tiny_corpus):
+def test_a_gate_no_speaker_can_cross_trains_no_twin(tiny_corpus, tmp_path):
     "Two emotions (or the six RAVDESS and EMO-DB share) never span 6: the twin would be trained for nothing."
     rec = CNNRecognizer(epochs=1, batch_size=8, arch_params=SMALL, features=FEAT, n_jobs=1, val_speakers=['03'],
                         augment={}, n_models=1, speeds=())
     with pytest.warns(UserWarning, match="with 2 emotions none can, so only the usual networks are trained"):
         rec.fit(tiny_corpus)
-    assert rec.speaker_bn is None and rec.bn_model_ is None
+    assert rec.speaker_bn == 'gate' and rec.bn_model_ is None          # the setting stays; this fit has no twin
     assert rec.adaptation() == 'speaker-adaptive (em, network vectors)'
     assert list(rec.network_histories()) == ['network 0']
+    back = CNNRecognizer.load(rec.save(tmp_path / 'm'))                  # saved as what it holds: not gated
+    assert back.speaker_bn is None and back.bn_model_ is None and back.adaptation() == rec.adaptation()
+    with pytest.MonkeyPatch.context() as mp:                             # a refit where the gate can open: a twin
+        mp.setattr(ser_kit.cnn, 'GATE_BREADTH', 1.0); rec.fit(tiny_corpus)
+    assert rec.bn_model_ is not None and 'gated speaker batch norm' in rec.adaptation()
