@@ -20,13 +20,15 @@ same seeds) and the speaker batch-norm twin alone (`twin`), on the same test cli
 gated CNN and `fusion_first_set` the first set alone (the fusion as shipped: its CNN member has no twin). `--both`
 also reads every speaker who crosses the gate by the mean of both sets' probabilities (the library's
 `speaker_bn='both'` on the same networks: `cnn_both`, and `fusion_both` with the weight tuned on that reading).
+`--dump-probs DIR` (with `--both --fusion`) pickles that fusion's member probabilities, each fold's test actors and,
+as `fit_with_cnn` tunes, its validation actors, with 8, 4 or 2 emotions a speaker, for `fusion_study.py`.
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
     SER_KIT_DATA=../shared/data python benchmarks/cnn_speed_speakers.py [--speeds 0.9 1.1] [--epochs 30] [--models 1]
         [--tta 1] [--adapt em|z|speaker|none] [--kind logmel|mfcc] [--n-mels 64] [--prosody] [--fusion]
         [--protocol four|emobox]
         [--threads 2]
-        [--swa K ...] [--first K ...] [--dump DIR] [--both] [--out FILE]
+        [--swa K ...] [--first K ...] [--dump DIR] [--both] [--dump-probs DIR] [--out FILE]
 """
 import argparse, copy, json, os, platform, sys, time, warnings
 from pathlib import Path
@@ -61,6 +63,27 @@ def averaged(net, states, X, crop):
     return refresh_batchnorm(avg, FrameDataset(X, None, crop))
 
 
+def member_probs(fb, ts) -> dict:
+    "Each member's probabilities of the clips of `ts`, grouped by speaker as `scored` groups them, and their truth."
+    (Pc, ok, _), (Pn, ok2, _) = [m.predict_proba_batch(list(ts.path), list(ts.speaker)) for m in fb.members]
+    assert ok == ok2; truth = dict(zip(ts.path, zip(ts.emotion, ts.speaker.astype(str))))
+    return dict(Pc=Pc, Pn=Pn, y=[truth[p][0] for p in ok], spk=[truth[p][1] for p in ok], paths=ok)
+
+
+def dump_probs(path, fb, train, test, labels, everyone):
+    "Pickle the fusion's member probabilities on the test actors and, as `fit_with_cnn` tunes, its validation actors."
+    import pickle
+    out = dict(labels=fb.labels, weight=fb.weight_, temperature=fb.temperature_, val_speakers=fb.members[1].val_speakers_)
+    skewed = lambda m, n, who: m if n == 8 else m[skew_rows(m, labels, n, who)]
+    out |= {f'test{n}': member_probs(fb, skewed(test, n, everyone)) for n in (8, 4, 2)}
+    df = fb.prepare_manifest(train); is_val = np.isin(df.speaker.astype(str), out['val_speakers'])
+    v = copy.copy(fb); v.members = [fb.new_member('classical').fit(df[~is_val]), fb.members[1]]   # neither heard them
+    val = df[is_val]; who = sorted(set(val.speaker.astype(str)))
+    with v.members[1].head_without(out['val_speakers']):
+        out |= {f'val{n}': member_probs(v, skewed(val, n, who)) for n in (8, 4, 2)}
+    Path(path).parent.mkdir(parents=True, exist_ok=True); Path(path).write_bytes(pickle.dumps(out))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--speeds', type=float, nargs='*', default=[0.9, 1.1])
@@ -80,6 +103,9 @@ def main():
     ap.add_argument('--dump', default=None,
                     help='a folder: each fold\'s training and test vectors (npz), for studies of the classifier alone')
     ap.add_argument('--both', action='store_true', help="speakers past the gate: the mean of both network sets")
+    ap.add_argument('--dump-probs', default=None,
+                    help="with --both --fusion: each fold's member probabilities (test and validation, 8 / 4 / 2 "
+                         "emotions a speaker) for studies of the fusion that need no training (foldK.pkl)")
     ap.add_argument('--protocol', default='four', choices=['four', 'emobox'],
                     help="four: actors 01-04, 05-08, ...; emobox: the EmoBox folds that have test actors here")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cnn_speed_speakers.json'))
@@ -150,6 +176,7 @@ def main():
                     r |= dict(fusion_both=scored(fb, test), weight_both=fb.weight_)
                     for n_emo in (4, 2):
                         r[f'fusion_both_skew{n_emo}'] = scored(fb, test[skew_rows(test, labels, n_emo, everyone)])
+                    if a.dump_probs: dump_probs(Path(a.dump_probs) / f'fold{k}.pkl', fb, train, test, labels, everyone)
             for K in a.first:   # a smaller ensemble: the same first K networks, their slice of the vectors
                 v = copy.copy(cnn); v.networks = cnn.networks[:K]; d = cnn.head_data_
                 if v.adapt in ('z', 'em'):
