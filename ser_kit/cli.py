@@ -323,8 +323,8 @@ def _augment_kw(model:str,                  # model type: a key of `MODEL_TYPES`
 
 # %% ../nbs/99_cli.ipynb #eac92bae
 # settings for the model types that have them
-MODEL_OPTIONS = ('checkpoint', 'epochs', 'arch', 'batch_size', 'lr', 'adapt', 'speeds', 'speaker_bn', 'regressor',
-                 'augment')
+MODEL_OPTIONS = ('checkpoint', 'epochs', 'arch', 'batch_size', 'lr', 'adapt', 'speeds', 'speaker_bn', 'pool',
+                 'regressor', 'augment')
 
 def _model_kw(model:str,                 # model type: a key of `MODEL_TYPES`
               estimator:str|None=None,   # classical only: a zoo name
@@ -377,6 +377,8 @@ def _add_model_options(p):
                    help="cnn / fusion: speaker batch norm: gate (the CNN's default: a second set of networks for "
                         "speakers heard in many clips and emotions), both (those speakers read by the mean of both "
                         "sets), always, or none")
+    p.add_argument('--pool', choices=['linear', 'log'], help="fusion: pool the members' probabilities by their "
+                                                             "weighted mean (linear) or log-linearly (log)")
     p.add_argument('--augment', metavar='KINDS', help=AUGMENT_HELP)
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers for features (default: all cores)')
 

@@ -16,8 +16,21 @@ from .models import (Recognizer, CheckpointError, uar, weighted_mean, softmax, m
                             decode_clips)
 
 # %% auto #0
-__all__ = ['WEIGHT_GRID', 'MEMBERS', 'CNN_MEMBER', 'log_likelihood', 'weight_curve', 'choose_weight', 'calibrate',
-           'fit_temperature', 'FusionRecognizer', 'write_fusion', 'read_fusion']
+__all__ = ['POOLS', 'LOG_FLOOR', 'WEIGHT_GRID', 'MEMBERS', 'CNN_MEMBER', 'pool_probs', 'log_likelihood', 'weight_curve',
+           'choose_weight', 'calibrate', 'fit_temperature', 'FusionRecognizer', 'write_fusion', 'read_fusion']
+
+# %% ../nbs/03b_fusion.ipynb #b73a0195
+POOLS = ('linear', 'log')   # how a fusion pools its members: the weighted mean, or the weighted log-linear pool
+LOG_FLOOR = 1e-9            # probabilities are clipped to this before their log (log 0 would be minus infinity)
+
+def pool_probs(tables:Sequence,          # probability tables [n_clips, n_classes] of the same clips
+               weights:Sequence[float],  # one weight per table (normalised to sum to 1)
+               pool:str='linear',        # 'linear': the weighted mean; 'log': the softmax of the weighted mean log
+              ) -> np.ndarray:
+    "The members' probabilities pooled into one table: their weighted mean, or their normalised geometric mean."
+    if pool == 'linear': return weighted_mean(tables, weights)
+    if pool != 'log': raise SettingError(None, f"pool must be one of {POOLS}, not {pool!r}")
+    return softmax(weighted_mean([np.log(np.clip(np.asarray(t, float), LOG_FLOOR, None)) for t in tables], weights))
 
 # %% ../nbs/03b_fusion.ipynb #1eff35cd
 WEIGHT_GRID = tuple(float(w) for w in np.round(np.linspace(0, 1, 21), 2))   # CNN shares tried: 0, 0.05, ..., 1
@@ -34,11 +47,12 @@ def weight_curve(Pc:np.ndarray,     # the classical member's probabilities of th
                  Pn:np.ndarray,     # the CNN's probabilities of the same clips
                  y:np.ndarray,      # the true class index of each clip
                  grid:Sequence[float]=WEIGHT_GRID, # CNN weights to try
+                 pool:str='linear',                # how the members are pooled (`pool_probs`)
                 ) -> pd.DataFrame:
     "Validation UAR and log-likelihood of the fused probabilities, one row per CNN weight of `grid`."
     rows = []
     for w in grid:
-        P = weighted_mean([Pc, Pn], [1 - w, w])
+        P = pool_probs([Pc, Pn], [1 - w, w], pool)
         rows.append(dict(weight=float(w), uar=round(uar(y, P.argmax(1)), 10), log_lik=log_likelihood(P, y)))
     return pd.DataFrame(rows)
 
@@ -75,6 +89,7 @@ class FusionRecognizer(Recognizer):
     "Late fusion of a classical model and a CNN: a weighted mean of their probabilities, tuned on validation speakers."
     model_type, needs = 'fusion', ('torch', 'safetensors')
     def __init__(self, weight:float|None=None, # the CNN's share (0: classical only, 1: CNN only); None: tune it
+                 pool:str='linear',         # how the members' probabilities are pooled: 'linear' or 'log' (`POOLS`)
                  classical:dict|None=None,  # settings of the classical member (`make_model('classical', ...)`)
                  cnn:dict|None=None,        # settings of the CNN member (`make_model('cnn', ...)`)
                  emotions:list|None=None,   # train both on these emotions only (None: all in the data)
@@ -88,7 +103,8 @@ class FusionRecognizer(Recognizer):
         if weight is not None and not 0 <= weight <= 1:
             raise SettingError(None, f"weight is the CNN's share of the probabilities, between 0 and 1 (or None to "
                                      f"tune it), not {weight}")
-        self.weight = None if weight is None else float(weight)
+        if pool not in POOLS: raise SettingError(None, f"pool must be one of {POOLS}, not {pool!r}")
+        self.weight, self.pool = None if weight is None else float(weight), pool
         self.classical, self.cnn = dict(classical or {}), {**(cnn or {}), **cnn_settings}
         self.members: list[Recognizer] = []   # the trained classical model and CNN
         self.weight_: float|None = self.weight  # the weight in use (chosen by `fit`/`tune` when `weight` is None)
@@ -106,7 +122,8 @@ class FusionRecognizer(Recognizer):
     def __repr__(self):
         kinds = [type(m).__name__ for m in self.members] or list(MEMBERS)
         how = 'fixed' if self.weight is not None else 'tuned' if self.weight_ is not None else 'not tuned yet'
-        return f"FusionRecognizer(weight={self.weight_} ({how}), temperature={self.temperature_}, members={kinds})"
+        return (f"FusionRecognizer(weight={self.weight_} ({how}), pool={self.pool!r}, temperature={self.temperature_}, "
+                f"members={kinds})")
 
 # %% ../nbs/03b_fusion.ipynb #f63ae2d3
 CNN_MEMBER = dict(speaker_bn='both')  # the CNN member's own default: speakers past the gate read by both sets
@@ -130,11 +147,12 @@ def new_members(self:FusionRecognizer) -> list[Recognizer]:
 def from_models(cls:FusionRecognizer, classical:Recognizer, # a trained classical model
                 cnn:Recognizer,                               # a trained CNN with the same labels
                 weight:float|None=0.5,                        # the CNN's share, fixed; None: chosen by `tune`
+                pool:str='linear',                            # 'linear' or 'log' (`pool_probs`)
                ) -> FusionRecognizer:
     "Fuse two models that are already trained: a fixed weight (or one `tune` chooses), temperature 1."
     if not cnn.labels or list(classical.labels) != list(cnn.labels):
         raise SettingError(None, f"the models know different emotions (or none): {classical.labels} vs {cnn.labels}")
-    fused = cls(weight)
+    fused = cls(weight, pool)
     fused.members, fused.labels, fused.class_counts_ = [classical, cnn], list(cnn.labels), cnn.class_counts_
     return fused
 
@@ -142,9 +160,9 @@ def from_models(cls:FusionRecognizer, classical:Recognizer, # a trained classica
 @patch
 def fuse(self:FusionRecognizer, tables:Sequence[np.ndarray], # the members' probabilities of the same clips
         ) -> np.ndarray:
-    "The weighted mean of the members' probabilities, calibrated with the temperature."
+    "The members' probabilities pooled with the weight (`pool_probs`), calibrated with the temperature."
     if self.weight_ is None: raise RuntimeError("the fusion weight is not chosen yet: call tune(validation_manifest)")
-    return calibrate(weighted_mean(tables, [1 - self.weight_, self.weight_]), self.temperature_)
+    return calibrate(pool_probs(tables, [1 - self.weight_, self.weight_], self.pool), self.temperature_)
 
 # %% ../nbs/03b_fusion.ipynb #316225a1
 @patch
@@ -194,9 +212,9 @@ def tune(self:FusionRecognizer, manifest:pd.DataFrame|str|Path, # labelled clips
     df = df.iloc[keep]; y = self.label_index(df['emotion'])
     spk = speaker_groups(df)
     tables = [m.predict_proba_audio(clips, spk) for m in self.members]      # unlabelled use: speakers, no labels
-    curve = weight_curve(*tables, y)
+    curve = weight_curve(*tables, y, pool=self.pool)
     self.weight_ = choose_weight(curve) if self.weight is None else self.weight
-    fused = weighted_mean(tables, [1 - self.weight_, self.weight_])
+    fused = pool_probs(tables, [1 - self.weight_, self.weight_], self.pool)
     self.temperature_ = fit_temperature(fused, y)
     self.validation_ = _validation_record(curve, fused, y, spk, self.weight, self.weight_, self.temperature_)
     return self
@@ -248,7 +266,7 @@ def _saved_settings(desc:dict) -> dict:
     "The constructor arguments of a saved fusion: the settings it recorded (none in ser_kit 0.1.0: its fixed weight)."
     params = inspect.signature(FusionRecognizer.__init__).parameters
     kw = {k: v for k, v in (desc.get('training') or {}).items() if k in params and k != 'self'}
-    return dict(weight=float(desc['weight'])) | kw
+    return dict(weight=float(desc['weight']), pool='linear') | kw      # saved before `pool` existed: the mean
 
 # %% ../nbs/03b_fusion.ipynb #429800dd
 def _fusion_from(desc:dict, cfile:Path) -> FusionRecognizer:

@@ -122,6 +122,7 @@ MISTAKES = {  # name: (arguments, with {data} the demo corpus and {tmp} a tempor
     'unknown adapt method': (['train', '{data}', '--adapt', 'magic', '-o', '{tmp}/m.skops'], ['adapt must be one of']),
     'speaker batch norm for classical': (['train', '{data}', '--speaker-bn', 'gate', '-o', '{tmp}/m.skops'],
                                          ['speaker_bn: not a setting']),
+    'pool for cnn': (['train', '{data}', '--model', 'cnn', '--pool', 'log', '-o', '{tmp}/m'], ['pool: not a setting']),
 }
 
 
@@ -316,10 +317,12 @@ def test_train_command_with_fusion(tiny_corpus, tmp_path):
     out = tmp_path / 'fusion_model'; buf = io.StringIO(); tiny_corpus.to_csv(tmp_path / 'tiny.csv', index=False)
     rec = train_command(str(tmp_path / 'tiny.csv'), model='fusion', out=str(out), stdout=buf, epochs=1, batch_size=8,
                         arch='crnn', arch_params=dict(channels=(8, 8), hidden=8), features=FEAT, val_speakers=['03'],
-                        progress=False)
+                        progress=False, pool='log')
     assert sorted(p.name for p in out.iterdir()) == ['classical.skops', 'cnn', 'ser_kit.json']
     assert [type(m).__name__ for m in rec.members] == ['EmotionRecognizer', 'CNNRecognizer']
-    assert load_model(out).predict(list(tiny_corpus.path[:3])) == rec.predict(list(tiny_corpus.path[:3]))
+    back = load_model(out)
+    assert back.pool == rec.pool == 'log'                                            # --pool log, saved and read
+    assert back.predict(list(tiny_corpus.path[:3])) == rec.predict(list(tiny_corpus.path[:3]))
 
 
 # ---- listen ----------------------------------------------------------------------------------------------------------
