@@ -3,7 +3,8 @@
 Reads the pickles `cnn_speed_speakers.py --both --fusion --dump-probs DIR` writes (each fold's test actors and, as
 `fit_with_cnn` tunes, its validation actors, with 8, 4 or 2 emotions a speaker) and scores, on the same networks:
 - the weight as shipped (validation log-likelihood, every emotion), chosen on the validation actors pooled with their
-  4- and 2-emotion copies (`pooled`), or on those copies alone (`skew`); log-linear pooling (`geo`);
+  4- and 2-emotion copies (`pooled`), or on those copies alone (`skew`); log-linear pooling (`geo`: the library's
+  `pool='log'`, its weight chosen as `FusionRecognizer.tune` chooses it);
 - with `--pseudo`, the classical member refitted on its training rows plus each test speaker's most confident clips,
   labelled by a prediction (never by their labels): per speaker and predicted emotion the share `q` of its clips the
   prediction is surest of. The labels come from the classical member itself (`self`: self-training) or from the
@@ -19,17 +20,16 @@ import numpy as np, pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from adaptation import four_actor_folds
 from ser_kit.data import load_corpus, emobox_folds
-from ser_kit.models import uar, weighted_mean, softmax, versions
-from ser_kit.fusion import weight_curve, choose_weight, log_likelihood
+from ser_kit.models import uar, versions
+from ser_kit.fusion import weight_curve, choose_weight, pool_probs
 from ser_kit.classical import EmotionRecognizer
 
 QS = (0.5, 1.0)   # shares of each speaker's clips (per predicted emotion) taken as pseudo-labelled
 
 
 def fuse(Pc, Pn, w, geo=False):
-    "The weighted mean of the members' probabilities (or their weighted log-linear pool)."
-    if not geo: return weighted_mean([Pc, Pn], [1 - w, w])
-    return softmax((1 - w) * np.log(np.clip(Pc, 1e-9, None)) + w * np.log(np.clip(Pn, 1e-9, None)))
+    "The weighted mean of the members' probabilities (or their weighted log-linear pool), as the library pools them."
+    return pool_probs([Pc, Pn], [1 - w, w], 'log' if geo else 'linear')
 
 
 def confident(P, ids, q):
@@ -77,14 +77,13 @@ def main():
     for f in sorted(glob.glob(f'{a.dir}/fold*.pkl')):
         k = int(Path(f).stem[4:]); d = pickle.loads(Path(f).read_bytes()); L = d['labels']
         y_of = lambda s: np.array([L.index(e) for e in d[s]['y']])
-        def curve(sets):
+        def curve(sets, pool='linear'):
             return weight_curve(np.vstack([d[s]['Pc'] for s in sets]), np.vstack([d[s]['Pn'] for s in sets]),
-                                np.concatenate([y_of(s) for s in sets]))
+                                np.concatenate([y_of(s) for s in sets]), pool=pool)
         ws = dict(ship=choose_weight(curve(['val8'])), pooled=choose_weight(curve(['val8', 'val4', 'val2'])),
                   skew=choose_weight(curve(['val4', 'val2'])))
         assert abs(ws['ship'] - d['weight']) < 1e-9, 'the shipped weight is not reproduced'
-        gw = float(max(np.round(np.arange(0, 1.001, 0.05), 2),
-                       key=lambda w: log_likelihood(fuse(d['val8']['Pc'], d['val8']['Pn'], w, True), y_of('val8'))))
+        gw = choose_weight(curve(['val8'], 'log'))       # FusionRecognizer(pool='log').tune: the same choice
         r = dict(fold=k) | {f'w_{n}': w for n, w in ws.items()} | dict(w_geo=gw)
         if a.pseudo: rec, Xtr, ytr = trained_rows(rav.iloc[folds[k][0]])
         for n in (8, 4, 2):
