@@ -803,7 +803,7 @@ def _net_params(self:CNNRecognizer) -> dict:
 # %% ../nbs/03_cnn.ipynb #9fb7d824
 @patch
 def _has_twin(self:CNNRecognizer) -> bool:
-    "False only for a model fitted with a gate ('gate', 'both') but no twin (`fit` trains none for 6 emotions or fewer)."
+    "False only for a model fitted with a gate ('gate', 'both') but no twin (`fit` trains none for 6 emotions or less)."
     return not self.networks or self.bn_model_ is not None or self.speaker_bn not in GATED
 
 @patch
