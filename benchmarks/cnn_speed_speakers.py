@@ -20,7 +20,7 @@ same seeds) and the speaker batch-norm twin alone (`twin`), on the same test cli
 gated CNN and `fusion_first_set` the first set alone (the fusion as shipped: its CNN member has no twin). `--both`
 also reads every speaker who crosses the gate by the mean of both sets' probabilities (the library's
 `speaker_bn='both'` on the same networks: `cnn_both`, and `fusion_both` with the weight tuned on that reading).
-`--dump-probs DIR` (with `--both --fusion`) pickles that fusion's member probabilities, each fold's test actors and,
+`--dump-probs DIR` (with `--both --fusion`) saves that fusion's member probabilities, each fold's test actors and,
 as `fit_with_cnn` tunes, its validation actors, with 8, 4 or 2 emotions a speaker, for `fusion_study.py`.
 Writes results/cnn_speed_speakers.json (the runs kept are named by their settings: results/cnn_speed_speakers_*).
 
@@ -70,9 +70,20 @@ def member_probs(fb, ts) -> dict:
     return dict(Pc=Pc, Pn=Pn, y=[truth[p][0] for p in ok], spk=[truth[p][1] for p in ok], paths=ok)
 
 
+def save_probs(path, d: dict):
+    "Write a dump as `.npz` (arrays only: `np.load` needs no pickle); clips by file name, never by this machine's path."
+    flat = dict(labels=np.array(d['labels']), weight=d['weight'], temperature=d['temperature'],
+                val_speakers=np.array(d['val_speakers']))
+    for s, t in d.items():
+        if s.startswith(('test', 'val')) and isinstance(t, dict):
+            flat |= {f'{s}_Pc': np.asarray(t['Pc'], np.float32), f'{s}_Pn': np.asarray(t['Pn'], np.float32),
+                     f'{s}_y': np.array(t['y']), f'{s}_spk': np.array(t['spk']),
+                     f'{s}_files': np.array([Path(q).name for q in t['paths']])}
+    Path(path).parent.mkdir(parents=True, exist_ok=True); np.savez_compressed(path, **flat)
+
+
 def dump_probs(path, fb, train, test, labels, everyone):
-    "Pickle the fusion's member probabilities on the test actors and, as `fit_with_cnn` tunes, its validation actors."
-    import pickle
+    "Save the fusion's member probabilities on the test actors and, as `fit_with_cnn` tunes, its validation actors."
     out = dict(labels=fb.labels, weight=fb.weight_, temperature=fb.temperature_, val_speakers=fb.members[1].val_speakers_)
     skewed = lambda m, n, who: m if n == 8 else m[skew_rows(m, labels, n, who)]
     out |= {f'test{n}': member_probs(fb, skewed(test, n, everyone)) for n in (8, 4, 2)}
@@ -81,7 +92,7 @@ def dump_probs(path, fb, train, test, labels, everyone):
     val = df[is_val]; who = sorted(set(val.speaker.astype(str)))
     with v.members[1].head_without(out['val_speakers']):
         out |= {f'val{n}': member_probs(v, skewed(val, n, who)) for n in (8, 4, 2)}
-    Path(path).parent.mkdir(parents=True, exist_ok=True); Path(path).write_bytes(pickle.dumps(out))
+    save_probs(path, out)
 
 
 def main():
@@ -105,7 +116,7 @@ def main():
     ap.add_argument('--both', action='store_true', help="speakers past the gate: the mean of both network sets")
     ap.add_argument('--dump-probs', default=None,
                     help="with --both --fusion: each fold's member probabilities (test and validation, 8 / 4 / 2 "
-                         "emotions a speaker) for studies of the fusion that need no training (foldK.pkl)")
+                         "emotions a speaker) for studies of the fusion that need no training (foldK.npz)")
     ap.add_argument('--protocol', default='four', choices=['four', 'emobox'],
                     help="four: actors 01-04, 05-08, ...; emobox: the EmoBox folds that have test actors here")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cnn_speed_speakers.json'))
@@ -176,7 +187,7 @@ def main():
                     r |= dict(fusion_both=scored(fb, test), weight_both=fb.weight_)
                     for n_emo in (4, 2):
                         r[f'fusion_both_skew{n_emo}'] = scored(fb, test[skew_rows(test, labels, n_emo, everyone)])
-                    if a.dump_probs: dump_probs(Path(a.dump_probs) / f'fold{k}.pkl', fb, train, test, labels, everyone)
+                    if a.dump_probs: dump_probs(Path(a.dump_probs) / f'fold{k}.npz', fb, train, test, labels, everyone)
             for K in a.first:   # a smaller ensemble: the same first K networks, their slice of the vectors
                 v = copy.copy(cnn); v.networks = cnn.networks[:K]; d = cnn.head_data_
                 if v.adapt in ('z', 'em'):

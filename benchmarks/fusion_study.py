@@ -1,6 +1,6 @@
 """The fusion's choices studied on stored member probabilities: no network is trained here.
 
-Reads the pickles `cnn_speed_speakers.py --both --fusion --dump-probs DIR` writes (each fold's test actors and, as
+Reads the `.npz` files `cnn_speed_speakers.py --both --fusion --dump-probs DIR` writes (each fold's test actors and, as
 `fit_with_cnn` tunes, its validation actors, with 8, 4 or 2 emotions a speaker) and scores, on the same networks:
 - the weight as shipped (validation log-likelihood, every emotion), chosen on the validation actors pooled with their
   4- and 2-emotion copies (`pooled`), or on those copies alone (`skew`); log-linear pooling (`geo`: the library's
@@ -14,7 +14,7 @@ Reads the pickles `cnn_speed_speakers.py --both --fusion --dump-probs DIR` write
 
     SER_KIT_DATA=../shared/data python benchmarks/fusion_study.py DIR [--pseudo] [--out FILE]
 """
-import argparse, glob, json, os, pickle, platform, sys, time, warnings
+import argparse, glob, json, os, platform, sys, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
@@ -65,6 +65,16 @@ def refit_proba(rec, Xtr, ytr, X, ids, P, q):
     finally: rec.pipeline_ = base
 
 
+def load_probs(path, rav) -> dict:
+    "A dump of `cnn_speed_speakers.py --dump-probs` (`.npz`), its clips' file names resolved against the corpus."
+    z = np.load(path, allow_pickle=False); where = dict(zip(rav.path.map(lambda q: Path(q).name), rav.path))
+    d = dict(labels=[str(l) for l in z['labels']], weight=float(z['weight']), temperature=float(z['temperature']))
+    for s in {k.rsplit('_', 1)[0] for k in z.files if k.startswith(('test', 'val')) and k.endswith('_Pc')}:
+        d[s] = dict(Pc=z[f'{s}_Pc'].astype(float), Pn=z[f'{s}_Pn'].astype(float), y=[str(e) for e in z[f'{s}_y']],
+                    spk=[str(e) for e in z[f'{s}_spk']], paths=[where[f] for f in z[f'{s}_files']])
+    return d
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('dir'); ap.add_argument('--pseudo', action='store_true')
@@ -74,8 +84,8 @@ def main():
     rav = load_corpus(Path(os.environ.get('SER_KIT_DATA', '../shared/data')) / 'ravdess-dev').reset_index(drop=True)
     folds = four_actor_folds(rav) if a.protocol == 'four' else emobox_folds(rav)
     rows = []
-    for f in sorted(glob.glob(f'{a.dir}/fold*.pkl')):
-        k = int(Path(f).stem[4:]); d = pickle.loads(Path(f).read_bytes()); L = d['labels']
+    for f in sorted(glob.glob(f'{a.dir}/fold*.npz')):
+        k = int(Path(f).stem[4:]); d = load_probs(f, rav); L = d['labels']
         y_of = lambda s: np.array([L.index(e) for e in d[s]['y']])
         def curve(sets, pool='linear'):
             return weight_curve(np.vstack([d[s]['Pc'] for s in sets]), np.vstack([d[s]['Pn'] for s in sets]),
