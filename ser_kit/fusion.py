@@ -23,13 +23,17 @@ __all__ = ['POOLS', 'LOG_FLOOR', 'WEIGHT_GRID', 'MEMBERS', 'CNN_MEMBER', 'pool_p
 POOLS = ('linear', 'log')   # how a fusion pools its members: the weighted mean, or the weighted log-linear pool
 LOG_FLOOR = 1e-9            # probabilities are clipped to this before their log (log 0 would be minus infinity)
 
+def _checked_pool(pool:str) -> str:
+    "`pool` if it is one of `POOLS`, else a `SettingError` naming them."
+    if pool not in POOLS: raise SettingError(None, f"pool must be one of {POOLS}, not {pool!r}")
+    return pool
+
 def pool_probs(tables:Sequence,          # probability tables [n_clips, n_classes] of the same clips
                weights:Sequence[float],  # one weight per table (normalised to sum to 1)
                pool:str='linear',        # 'linear': the weighted mean; 'log': the softmax of the weighted mean log
               ) -> np.ndarray:
     "The members' probabilities pooled into one table: their weighted mean, or their normalised geometric mean."
-    if pool == 'linear': return weighted_mean(tables, weights)
-    if pool != 'log': raise SettingError(None, f"pool must be one of {POOLS}, not {pool!r}")
+    if _checked_pool(pool) == 'linear': return weighted_mean(tables, weights)
     return softmax(weighted_mean([np.log(np.clip(np.asarray(t, float), LOG_FLOOR, None)) for t in tables], weights))
 
 # %% ../nbs/03b_fusion.ipynb #1eff35cd
@@ -86,7 +90,7 @@ def fit_temperature(P:np.ndarray,   # fused probabilities of labelled validation
 MEMBERS = {'classical': 'classical.skops', 'cnn': 'cnn'}   # member model type -> its file or folder in a fusion model
 
 class FusionRecognizer(Recognizer):
-    "Late fusion of a classical model and a CNN: a weighted mean of their probabilities, tuned on validation speakers."
+    "Late fusion of a classical model and a CNN: their probabilities pooled with a weight tuned on validation speakers."
     model_type, needs = 'fusion', ('torch', 'safetensors')
     def __init__(self, weight:float|None=None, # the CNN's share (0: classical only, 1: CNN only); None: tune it
                  pool:str='linear',         # how the members' probabilities are pooled: 'linear' or 'log' (`POOLS`)
@@ -103,8 +107,7 @@ class FusionRecognizer(Recognizer):
         if weight is not None and not 0 <= weight <= 1:
             raise SettingError(None, f"weight is the CNN's share of the probabilities, between 0 and 1 (or None to "
                                      f"tune it), not {weight}")
-        if pool not in POOLS: raise SettingError(None, f"pool must be one of {POOLS}, not {pool!r}")
-        self.weight, self.pool = None if weight is None else float(weight), pool
+        self.weight, self.pool = None if weight is None else float(weight), _checked_pool(pool)
         self.classical, self.cnn = dict(classical or {}), {**(cnn or {}), **cnn_settings}
         self.members: list[Recognizer] = []   # the trained classical model and CNN
         self.weight_: float|None = self.weight  # the weight in use (chosen by `fit`/`tune` when `weight` is None)
@@ -152,7 +155,7 @@ def from_models(cls:FusionRecognizer, classical:Recognizer, # a trained classica
     "Fuse two models that are already trained: a fixed weight (or one `tune` chooses), temperature 1."
     if not cnn.labels or list(classical.labels) != list(cnn.labels):
         raise SettingError(None, f"the models know different emotions (or none): {classical.labels} vs {cnn.labels}")
-    fused = cls(weight, pool)
+    fused = cls(weight, pool=pool)
     fused.members, fused.labels, fused.class_counts_ = [classical, cnn], list(cnn.labels), cnn.class_counts_
     return fused
 
