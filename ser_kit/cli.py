@@ -377,8 +377,9 @@ def _add_model_options(p):
                    help="cnn / fusion: speaker batch norm: gate (the CNN's default: a second set of networks for "
                         "speakers heard in many clips and emotions), both (those speakers read by the mean of both "
                         "sets), always, or none")
-    p.add_argument('--pool', choices=['linear', 'log'], help="fusion: pool the members' probabilities by their "
-                                                             "weighted mean (linear) or log-linearly (log)")
+    p.add_argument('--pool', choices=['linear', 'log'], help="fusion: pool the members' probabilities "
+                                                             "log-linearly (log, the default) or by their weighted "
+                                                             "mean (linear)")
     p.add_argument('--augment', metavar='KINDS', help=AUGMENT_HELP)
     p.add_argument('-j', '--jobs', type=_jobs, default=-1, help='parallel workers for features (default: all cores)')
 

@@ -16,11 +16,12 @@ from .models import (Recognizer, CheckpointError, uar, weighted_mean, softmax, m
                             decode_clips)
 
 # %% auto #0
-__all__ = ['POOLS', 'LOG_FLOOR', 'WEIGHT_GRID', 'MEMBERS', 'CNN_MEMBER', 'pool_probs', 'log_likelihood', 'weight_curve',
+__all__ = ['POOLS', 'POOL', 'LOG_FLOOR', 'WEIGHT_GRID', 'MEMBERS', 'CNN_MEMBER', 'pool_probs', 'log_likelihood', 'weight_curve',
            'choose_weight', 'calibrate', 'fit_temperature', 'FusionRecognizer', 'write_fusion', 'read_fusion']
 
 # %% ../nbs/03b_fusion.ipynb #b73a0195
 POOLS = ('linear', 'log')   # how a fusion pools its members: the weighted mean, or the weighted log-linear pool
+POOL = 'log'                # the fusion's default (chosen on the development folds, checked on the EmoBox ones)
 LOG_FLOOR = 1e-9            # probabilities are clipped to this before their log (log 0 would be minus infinity)
 
 def _checked_pool(pool:str) -> str:
@@ -93,7 +94,7 @@ class FusionRecognizer(Recognizer):
     "Late fusion of a classical model and a CNN: their probabilities pooled with a weight tuned on validation speakers."
     model_type, needs = 'fusion', ('torch', 'safetensors')
     def __init__(self, weight:float|None=None, # the CNN's share (0: classical only, 1: CNN only); None: tune it
-                 pool:str='linear',         # how the members' probabilities are pooled: 'linear' or 'log' (`POOLS`)
+                 pool:str=POOL,             # how the members' probabilities are pooled: 'log' or 'linear' (`POOLS`)
                  classical:dict|None=None,  # settings of the classical member (`make_model('classical', ...)`)
                  cnn:dict|None=None,        # settings of the CNN member (`make_model('cnn', ...)`)
                  emotions:list|None=None,   # train both on these emotions only (None: all in the data)
@@ -150,7 +151,7 @@ def new_members(self:FusionRecognizer) -> list[Recognizer]:
 def from_models(cls:FusionRecognizer, classical:Recognizer, # a trained classical model
                 cnn:Recognizer,                               # a trained CNN with the same labels
                 weight:float|None=0.5,                        # the CNN's share, fixed; None: chosen by `tune`
-                pool:str='linear',                            # 'linear' or 'log' (`pool_probs`)
+                pool:str=POOL,                                # 'log' or 'linear' (`pool_probs`)
                ) -> FusionRecognizer:
     "Fuse two models that are already trained: a fixed weight (or one `tune` chooses), temperature 1."
     if not cnn.labels or list(classical.labels) != list(cnn.labels):

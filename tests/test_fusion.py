@@ -17,7 +17,7 @@ FIXTURES = Path(__file__).parent / 'fixtures' / 'v0.1.0'
 @pytest.fixture(scope='module')
 def trained(tiny_corpus, tmp_path_factory):
     "A fusion of fixed weight trained in one call with flat CNN settings, and its saved folder."
-    rec = FusionRecognizer(weight=0.25, n_jobs=1, **CNN).fit(tiny_corpus)
+    rec = FusionRecognizer(weight=0.25, pool='linear', n_jobs=1, **CNN).fit(tiny_corpus)
     return rec, rec.save(tmp_path_factory.mktemp('fusion') / 'model')
 
 
@@ -64,10 +64,17 @@ def test_fused_is_the_calibrated_weighted_mean(trained, tiny_corpus, tmp_path):
     mean = 0.75 * classical.predict_proba_batch(ok)[0] + 0.25 * cnn.predict_proba_batch(ok)[0]
     np.testing.assert_allclose(P, calibrate(mean, rec.temperature_), atol=1e-6)
     np.testing.assert_allclose(P.sum(1), 1, atol=1e-6)
-    again = FusionRecognizer.from_models(classical, cnn, weight=0.25)     # fixed weight, temperature 1
+    again = FusionRecognizer.from_models(classical, cnn, weight=0.25, pool='linear')   # fixed weight, temperature 1
     assert (again.weight_, again.temperature_, again.validation_) == (0.25, 1.0, None)
     np.testing.assert_allclose(again.predict_proba_batch(ok)[0], mean, atol=1e-6)
 
+
+def test_the_default_pool_is_log_linear(trained, tiny_corpus):
+    classical, cnn = trained[0].members; ok = list(tiny_corpus.path[:4])
+    rec = FusionRecognizer.from_models(classical, cnn, weight=0.25)
+    assert rec.pool == FusionRecognizer().pool == 'log'
+    members = [classical.predict_proba_batch(ok)[0], cnn.predict_proba_batch(ok)[0]]
+    np.testing.assert_allclose(rec.predict_proba_batch(ok)[0], pool_probs(members, [0.75, 0.25], 'log'), atol=1e-6)
 
 
 def test_open_weight_must_be_tuned_before_use(trained, tiny_corpus, tmp_path):
@@ -131,7 +138,7 @@ def _amplitude_members(monkeypatch, classical_right:dict, cnn_right:dict):
     (dict(neutral=0.9, angry=0.9), dict(neutral=0.3, angry=0.6), 0.0)])    # the classical model better everywhere
 def test_weight_is_chosen_on_validation(trained, tiny_corpus, monkeypatch, classical_right, cnn_right, weight):
     _amplitude_members(monkeypatch, classical_right, cnn_right)
-    rec = FusionRecognizer(n_jobs=1, **CNN).fit_with_cnn(trained[0].members[1], tiny_corpus)
+    rec = FusionRecognizer(pool='linear', n_jobs=1, **CNN).fit_with_cnn(trained[0].members[1], tiny_corpus)
     v = rec.validation_
     assert rec.weight is None and rec.weight_ == weight != 0.5 and v['tuned'] and v['weight'] == weight
     assert v['speakers'] == ['03'] and v['clips'] == 6 and v['uar'] == 1.0
