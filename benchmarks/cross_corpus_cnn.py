@@ -14,10 +14,11 @@ trains here with the threshold at `--gate-share` of the shared labels (0.75: 4.5
 `em_gate_share` scores it with that threshold (`gate_share` says who crossed), `em` with the library's, which is
 what the library's own model (no twin) predicts. Test clips are grouped by
 their speaker (unlabelled) for adaptation. Fusion weights and temperatures
-come from the CNN's validation speakers (training corpus). Writes results/cross_corpus_cnn.json.
+come from the CNN's validation speakers (training corpus); each fusion is trained once a pool (`--pools`: the
+library's default first, which names the row, then `..., pool=linear`). Writes results/cross_corpus_cnn.json.
 
     SER_KIT_DATA=../shared/data python benchmarks/cross_corpus_cnn.py [--models 3] [--epochs 30] [--threads 2]
-        [--cnn-adapt em speaker] [--prosody] [--gate-share 0.75] [--out FILE]
+        [--cnn-adapt em speaker] [--prosody] [--gate-share 0.75] [--pools log linear] [--out FILE]
 """
 import argparse, json, os, platform, sys, time, warnings
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from ser_kit.models import versions
 import ser_kit.cnn as cnn_module
 from ser_kit.cnn import CNNRecognizer
 from ser_kit.classical import EmotionRecognizer
-from ser_kit.fusion import FusionRecognizer
+from ser_kit.fusion import FusionRecognizer, POOL, POOLS
 
 FUSIONS = {'shipped (CNN em + classical em)': ('em_first_set', 'em'), 'unadapted': ('none', 'none'),
            'CNN speaker + classical em': ('speaker', 'em'), 'gated CNN (speaker_bn gate) + classical em': ('em', 'em')}
@@ -71,8 +72,11 @@ def direction(train, test, a) -> dict:
         print(json.dumps(out), flush=True)
     for name, (cad, kad) in FUSIONS.items():
         if cad not in cnns: continue
-        fused = FusionRecognizer(classical=dict(adapt=kad), emotions=shared, n_jobs=2).fit_with_cnn(cnns[cad], train)
-        out['fusion'][name] = dict(uar=scored(fused, test), weight=fused.weight_, temperature=fused.temperature_)
+        for pool in a.pools:                # the first is the row's name alone; another pool is named in it
+            fused = FusionRecognizer(classical=dict(adapt=kad), emotions=shared, pool=pool,
+                                     n_jobs=2).fit_with_cnn(cnns[cad], train)
+            out['fusion'][name if pool == a.pools[0] else f'{name}, pool={pool}'] = dict(
+                uar=scored(fused, test), weight=fused.weight_, temperature=fused.temperature_, pool=pool)
     print(json.dumps(out), flush=True)
     return out
 
@@ -86,6 +90,8 @@ def main():
                     help="the CNNs to train ('em' also gives the 'z' and unadapted rows: the same networks)")
     ap.add_argument('--gate-share', type=float, default=0.75,
                     help="also score the gate with a threshold of this share of the shared labels (0.75: 6 of 8)")
+    ap.add_argument('--pools', nargs='+', default=[POOL] + [p for p in POOLS if p != POOL], choices=POOLS,
+                    help="each fusion is trained and scored once a pool (the first, the default, names the row)")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cross_corpus_cnn.json'))
     a = ap.parse_args(); torch.set_num_threads(a.threads)
     root = Path(os.environ.get('SER_KIT_DATA', '../shared/data')); t0 = time.time()
