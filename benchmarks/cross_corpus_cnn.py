@@ -18,7 +18,8 @@ come from the CNN's validation speakers (training corpus); each fusion is traine
 library's default first, which names the row, then `..., pool=linear`). Writes results/cross_corpus_cnn.json.
 
     SER_KIT_DATA=../shared/data python benchmarks/cross_corpus_cnn.py [--models 3] [--epochs 30] [--threads 2]
-        [--cnn-adapt em speaker] [--prosody] [--gate-share 0.75] [--pools log linear] [--out FILE]
+        [--cnn-adapt em speaker] [--prosody] [--gate-share 0.75] [--pools log linear]
+        [--directions emodb->ravdess ravdess->emodb] [--out FILE]
 """
 import argparse, json, os, platform, sys, time, warnings
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from ser_kit.cnn import CNNRecognizer
 from ser_kit.classical import EmotionRecognizer
 from ser_kit.fusion import FusionRecognizer, POOL, POOLS
 
+DIRECTIONS = ['emodb->ravdess', 'ravdess->emodb']
 FUSIONS = {'shipped (CNN em + classical em)': ('em_first_set', 'em'), 'unadapted': ('none', 'none'),
            'CNN speaker + classical em': ('speaker', 'em'), 'gated CNN (speaker_bn gate) + classical em': ('em', 'em')}
 
@@ -92,6 +94,7 @@ def main():
                     help="also score the gate with a threshold of this share of the shared labels (0.75: 6 of 8)")
     ap.add_argument('--pools', nargs='+', default=[POOL] + [p for p in POOLS if p != POOL], choices=POOLS,
                     help="each fusion is trained and scored once a pool (the first, the default, names the row)")
+    ap.add_argument('--directions', nargs='+', default=DIRECTIONS, choices=DIRECTIONS, help='trained -> tested on')
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cross_corpus_cnn.json'))
     a = ap.parse_args(); torch.set_num_threads(a.threads)
     root = Path(os.environ.get('SER_KIT_DATA', '../shared/data')); t0 = time.time()
@@ -99,7 +102,8 @@ def main():
     emo = load_corpus(root / 'emodb').reset_index(drop=True)
     res = dict(data=f"RAVDESS actors 01-16 ({len(rav)} clips), EMO-DB ({len(emo)} clips)", settings=recorded_settings(a),
                date=time.strftime('%Y-%m-%d'),
-               directions={'emodb->ravdess': direction(emo, rav, a), 'ravdess->emodb': direction(rav, emo, a)},
+               directions={d: direction(*(dict(emodb=emo, ravdess=rav)[c] for c in d.split('->')), a)
+                           for d in a.directions},
                seconds=round(time.time() - t0), versions=versions('torch'),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count(), threads=a.threads))
     Path(a.out).write_text(json.dumps(res, indent=1)); print(json.dumps(res, indent=1))
