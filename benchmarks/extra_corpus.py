@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from recorded import recorded_settings
 from adaptation import four_actor_folds
 from ser_kit.data import load_corpus
-from ser_kit.models import uar, versions
+from ser_kit.models import metrics, versions
 from ser_kit.classical import EmotionRecognizer
 
 
@@ -25,11 +25,6 @@ def other_speakers(emo: pd.DataFrame, labels) -> pd.DataFrame:
     "EMO-DB clips of the shared emotions, each speaker renamed `emodb<id>` (ids 03, 08, ... are also RAVDESS actors)."
     e = emo[emo.emotion.isin(set(labels))].copy(); e['speaker'] = 'emodb' + e.speaker.astype(str)
     return e
-
-
-def recalls(t, p) -> dict:
-    t, p = np.asarray(t), np.asarray(p)
-    return {c: round(float((p[t == c] == c).mean()), 4) for c in sorted(set(t))}
 
 
 def main():
@@ -44,9 +39,9 @@ def main():
         train, test = rav.iloc[tr], rav.iloc[te]
         for name, data in (('ravdess', train), ('ravdess+emodb', pd.concat([train, extra], ignore_index=True))):
             t = time.time(); rec = EmotionRecognizer(n_jobs=1).fit(data)
-            p = rec.predict(list(test.path), speakers=list(test.speaker))
-            r = dict(fold=k, test_actors=sorted(test.speaker.unique()), train_clips=len(data),
-                     uar=round(uar(list(test.emotion), p), 4), recall=recalls(test.emotion, p),
+            s = metrics(list(test.emotion), rec.predict(list(test.path), speakers=list(test.speaker)))
+            r = dict(fold=k, test_actors=sorted(test.speaker.unique()), train_clips=len(data), uar=round(s['uar'], 4),
+                     recall={c: round(v, 4) for c, v in sorted(s['per_class_recall'].items())},
                      seconds=round(time.time() - t, 1))
             rows.setdefault(name, []).append(r); print(name, json.dumps(r), flush=True)
     mean = {n: round(float(np.mean([r['uar'] for r in v])), 4) for n, v in rows.items()}
