@@ -10,7 +10,8 @@ from fastcore.basics import patch
 from .data import SettingError
 
 # %% auto #0
-__all__ = ['ADAPT_METHODS', 'MAX_ITERS', 'balanced_mean', 'SpeakerNorm', 'norm_from_dict']
+__all__ = ['ADAPT_METHODS', 'MAX_ITERS', 'EVEN_CLIPS', 'EVEN_SHARE', 'EVEN_ROUNDS', 'balanced_mean', 'SpeakerNorm',
+           'norm_from_dict', 'breadth', 'even_speakers', 'even_mix']
 
 # %% ../nbs/02b_adapt.ipynb #809b384b
 def balanced_mean(X:np.ndarray, # one speaker's features [n, d]
@@ -165,3 +166,36 @@ def norm_from_dict(d:dict,                     # `to_dict`'s output, e.g. read f
     if labels is not None and sorted(map(str, n.classes_)) != sorted(map(str, labels)):
         raise ValueError(f"its statistics are of the emotions {n.classes_}, the model's are {list(labels)}")
     return n
+
+# %% ../nbs/02b_adapt.ipynb #c24afc18
+def breadth(P:np.ndarray, # class probabilities of one speaker's clips [n, n_classes]
+           ) -> float:
+    "The effective number of emotions in the clips' mean class probabilities: exp(entropy)."
+    p = np.clip(np.asarray(P, dtype=float).mean(0), 1e-12, 1); return float(np.exp(-(p * np.log(p)).sum()))
+
+# %% ../nbs/02b_adapt.ipynb #c67c3bd8
+EVEN_CLIPS = 16      # least clips of a speaker for the even-mix step
+EVEN_SHARE = 7 / 8   # least breadth of the speaker's mean probabilities, as a share of the model's emotions
+EVEN_ROUNDS = 50     # rounds of column and row scaling
+
+def even_speakers(P:np.ndarray,        # probabilities [n, n_classes]
+                  speakers:Sequence,   # a speaker id per row
+                 ) -> dict:
+    "Per speaker: clips, breadth of their mean probabilities, and whether the even-mix step applies (`even`)."
+    ids, k = np.asarray([str(s) for s in speakers], dtype=object), P.shape[1]
+    out = {s: dict(clips=int((g := ids == s).sum()), breadth=round(breadth(P[g]), 2)) for s in dict.fromkeys(ids)}
+    return {s: r | dict(even=r['clips'] >= EVEN_CLIPS and r['breadth'] >= EVEN_SHARE * k) for s, r in out.items()}
+
+# %% ../nbs/02b_adapt.ipynb #e20a1079
+def even_mix(P:np.ndarray,        # probabilities [n, n_classes] (no labels anywhere)
+             speakers:Sequence,   # a speaker id per row
+            ) -> np.ndarray:
+    "`P` with each broad, well-heard speaker's rows rescaled so that every emotion holds an equal share of them."
+    P, ids = np.clip(np.asarray(P, dtype=float), 1e-12, None), np.asarray([str(s) for s in speakers], dtype=object)
+    out = P / P.sum(1, keepdims=True)
+    for s, r in even_speakers(out, ids).items():
+        if not r['even']: continue
+        g = ids == s; R = out[g]
+        for _ in range(EVEN_ROUNDS): R = R / R.mean(0); R = R / R.sum(1, keepdims=True)
+        out[g] = R
+    return out

@@ -41,9 +41,9 @@ from .models import (load_model, make_model, cross_validate, bench_predict, expa
 __all__ = ['USER_ERRORS', 'SETTINGS_MARK', 'DASK_EXTRA', 'AUGMENT_HELP', 'MODEL_OPTIONS', 'SPEAKER_COLUMNS', 'SEARCH_FILES',
            'SEARCH_COLUMNS', 'SUBCOMMANDS', 'error_line', 'report_skipped', 'write_settings', 'corpus_command',
            'demo_corpus_command', 'dask_backend', 'features_command', 'bench_features_command', 'train_command',
-           'gather_inputs', 'adaptation_line', 'voice_warning', 'predict_command', 'format_result', 'comparison_table',
-           'evaluate_command', 'format_search', 'search_command', 'bench_predict_command', 'demo_command',
-           'listen_command', 'build_parser', 'PipeSafe', 'main']
+           'gather_inputs', 'adaptation_line', 'even_mix_line', 'voice_warning', 'predict_command', 'format_result',
+           'comparison_table', 'evaluate_command', 'format_search', 'search_command', 'bench_predict_command',
+           'demo_command', 'listen_command', 'build_parser', 'PipeSafe', 'main']
 
 # %% ../nbs/99_cli.ipynb #8f72a396
 USER_ERRORS = (SerKitError, OSError, KeyError, ValueError)  # mistakes of the user, not bugs: one line, exit status 2
@@ -514,7 +514,7 @@ SPEAKER_COLUMNS = ('speaker', 'speaker_clips', 'speaker_from')
 def _with_speakers(table:pd.DataFrame, found:pd.DataFrame, missing:pd.DataFrame) -> pd.DataFrame:
     "`predict_table`'s table with `speaker_from` added, the speaker columns in front, missing inputs in `skipped`."
     attrs, front = dict(table.attrs), ['path', *(['prediction'] if 'prediction' in table else []), *SPEAKER_COLUMNS,
-                                       *(['networks'] if 'networks' in table else [])]   # a CNN's gate: which set
+                                       *[c for c in ('networks', 'even_mix') if c in table]]   # a CNN's gate; --even-mix
     table = table.assign(speaker_from=table['path'].map(dict(zip(found.path, found.speaker_from))))
     if 'speaker' in table: table['speaker'] = table['speaker'].where(table['speaker_from'] != 'none', None)   # unknown
     table = table[front + [c for c in table.columns if c not in front]]
@@ -532,6 +532,15 @@ def adaptation_line(adaptation:str, table:pd.DataFrame) -> str|None:
     lo, hi, n = int(table.speaker_clips.min()), int(table.speaker_clips.max()), table.speaker.nunique()
     clips = f"{lo}-{hi} clips" if lo != hi else f"{lo} clip{'s' if lo != 1 else ''}"
     return f"{adaptation}: {n} speaker{'s' if n != 1 else ''}, {clips} each"
+
+# %% ../nbs/99_cli.ipynb #44ab3a47
+def even_mix_line(table:pd.DataFrame) -> str:
+    "One line for `--even-mix`: how many speakers were evened out, and the rule that chose them."
+    from ser_kit.adapt import EVEN_CLIPS, EVEN_SHARE
+    known = table[table['speaker'].notna()] if 'even_mix' in table else table.iloc[:0]
+    ev = known.groupby('speaker')['even_mix'].first(); n = len(ev)
+    return (f"even mix: {int(ev.sum())} of {n} speaker{'s' if n != 1 else ''} evened out (at least {EVEN_CLIPS} clips, "
+            f"spread over {EVEN_SHARE:.3g} of the emotions or more); every other clip keeps the model's answer")
 
 # %% ../nbs/99_cli.ipynb #832f5745
 def _model_record(rec:Recognizer, model_file:str|Path) -> dict:
@@ -570,6 +579,7 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
                     stdout=None,               # where to print predictions (default sys.stdout)
                     stderr=None,               # where to report skipped files and the adaptation (default sys.stderr)
                     dask:str|None=None,        # a Dask scheduler address or 'local' (default: $SER_KIT_DASK, else none)
+                    even_mix:bool=False,       # even out the answers of speakers who show every emotion (lesson 02b)
                    ) -> pd.DataFrame:
     "`ser-kit predict`: each file's emotion, its speaker found by itself; unreadable files are skipped, not fatal."
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
@@ -579,10 +589,14 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
         csv, side = _output_path(csv, 'predictions', places), _check_settings(_settings_path(csv), places)
     found, missing = gather_inputs(inputs, speaker_from)
     rec = load_model(model_file)
+    if even_mix and rec.model_type == 'dimensions':
+        raise SettingError(model_file, "--even-mix evens out emotion classes; this model predicts dimensions")
+    mix = dict(even_mix=True) if even_mix else {}
     try:
         with dask_backend(dask) as client:
             if client: rec.n_jobs = -1                        # every worker of the cluster
-            table = _with_speakers(rec.predict_table(list(found.path), speakers=list(found.speaker)), found, missing)
+            table = _with_speakers(rec.predict_table(list(found.path), speakers=list(found.speaker), **mix), found,
+                                   missing)
     except ModelFileError as e:                     # found only at work (its features changed): name the model file
         if e.path is not None: raise
         raise ModelFileError(model_file, e.reason) from None
@@ -596,12 +610,13 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
     if not len(table) and len(sk) == 1: raise SerKitError(sk.path.iloc[0], sk.error.iloc[0])   # one bad input: one line
     if line := voice_warning(table.path): print(line, file=stderr)
     if line := adaptation_line(rec.adaptation(), table): print(line, file=stderr)
+    if even_mix: print(even_mix_line(table), file=stderr)
     sk = report_skipped(sk, csv, stderr)
     if len(sk): print(f"{len(sk)} input(s) skipped (listed on stderr); {len(table)} predicted", file=stderr)
     if not len(table): raise SerKitError(None, f"nothing could be predicted: every input was skipped ({len(sk)})")
     if csv:
         _write_csv(table, csv); print(f"predictions written to {printable_path(csv)}", file=stdout)
-        info = _predict_settings(rec, model_file, inputs, speaker_from, table, sk)
+        info = _predict_settings(rec, model_file, inputs, speaker_from, table, sk) | dict(even_mix=even_mix)
         write_settings(side, 'predict', rec.needs, **info)
     return table
 
@@ -614,12 +629,17 @@ def _add_predict(sub):
                                              'column and perhaps a speaker column)')
     p.add_argument('--csv', type=_out_path,
                    help='write path, prediction, speaker, speaker_clips, speaker_from, (a CNN with speaker batch '
-                        'norm: networks), p_<emotion>... here')
+                        'norm: networks; --even-mix: even_mix), p_<emotion>... here')
     p.add_argument('--speaker-from', dest='speaker_from', default='auto',
                    help="where each file's speaker comes from: auto (a manifest's speaker column, else the corpus "
                         "naming, else the parent folder; default), name, folder, or none (every clip unknown)")
+    p.add_argument('--even-mix', dest='even_mix', action='store_true',
+                   help='for a speaker with 16+ clips that spread over nearly every emotion (7/8 of them), even out '
+                        "the answers so that every emotion gets an equal share: right when each speaker shows every "
+                        "emotion about equally often (as in RAVDESS), wrong when not (lesson 02b)")
     _dask_option(p)
-    p.set_defaults(func=lambda a: predict_command(a.model, a.inputs, a.csv, a.speaker_from, dask=a.dask))
+    p.set_defaults(func=lambda a: predict_command(a.model, a.inputs, a.csv, a.speaker_from, dask=a.dask,
+                                                  even_mix=a.even_mix))
 
 # %% ../nbs/99_cli.ipynb #a164481e
 def _adaptation_text(r:dict) -> str:
@@ -644,6 +664,9 @@ def format_result(r:dict, # a `cross_validate` result
              f"UAR {r['uar']:.3f} (folds {r['uar_fold_mean']:.3f} ± {r['uar_fold_std']:.3f})  WA {r['wa']:.3f}  "
              f"macro F1 {r['macro_f1']:.3f}",
              'recall: ' + '  '.join(f"{k} {v:.2f}" for k, v in r['per_class_recall'].items())]
+    if 'even_mix' in r:
+        lines.insert(2, f"even mix: the scores below are of answers evened per broad test speaker; without it UAR "
+                        f"{r['even_mix']['uar_without']:.3f}")
     lines += [f"note: {n}" for n in r.get('notes', [])]   # a fold without a class: why its recall can read 0
     if r['protocol'] == 'random':
         lines.append("WARNING: random folds put the same speakers in training and test; this score is inflated")
@@ -704,6 +727,7 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
                      n_jobs:int=-1,            # parallel workers for feature extraction
                      report_dir:str|None=None, # write a report folder (HTML, Markdown, figures, metrics) here
                      skew:int|None=None,       # keep only this many emotions per test speaker (rotating)
+                     even_mix:bool=False,      # also score the answers evened per broad test speaker (lesson 02b)
                      stdout=None,              # where to print (default sys.stdout)
                      stderr=None,              # where to list skipped files (default sys.stderr)
                      dask:str|None=None,       # a Dask scheduler address or 'local' (default: $SER_KIT_DASK, else none)
@@ -715,7 +739,8 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
         raise SettingError(None, f"--skew must be at least 1 emotion per speaker, not {skew}")
     mk = _model_kw(model, estimator, featureset, emotions, balance, seed, n_jobs, **kw)
     if model == 'dimensions':
-        if report_dir or skew: raise SettingError(None, "--out and --skew are for emotion models, not dimensions")
+        if report_dir or skew or even_mix:
+            raise SettingError(None, "--out, --skew and --even-mix are for emotion models, not dimensions")
         return _evaluate_dimensions(source, mk, protocol, folds, seed, json_out, stdout, stderr)
     runs = _adaptation_runs(model, mk)                          # a bad setting fails now, not after the first fold
     man = load_corpus(source)
@@ -730,8 +755,8 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
         res = {}
         for name, s in runs.items():   # the same folds for every run: a warning about them is said once, by the first
             if res: warnings.filterwarnings('ignore', message=r'\d+ folds asked')
-            res[name] = cross_validate(lambda s=s: make_model(model, **s), man, protocol, folds, seed, skew=skew) \
-                        | {'source': _source_text(source)}
+            res[name] = cross_validate(lambda s=s: make_model(model, **s), man, protocol, folds, seed, skew=skew,
+                                       even_mix=even_mix) | {'source': _source_text(source)}
     r = _combined(res); print(format_result(r), file=stdout)
     if len(res) > 1: print(f"\nadapted and unadapted, same folds:\n{comparison_table(res).to_string()}", file=stdout)
     if json_out:
@@ -758,12 +783,16 @@ def _add_evaluate(sub):
                    help='speaker (honest), emobox (the EmoBox RAVDESS folds present) or random (leaky, for the lesson)')
     p.add_argument('--folds', type=int, default=5, help='number of folds (default 5; emobox has its own)')
     p.add_argument('--skew', type=int, help='keep only K emotions of each test speaker, rotating (default: all)')
+    p.add_argument('--even-mix', dest='even_mix', action='store_true',
+                   help="score the answers evened per broad test speaker (as predict --even-mix), the UAR without "
+                        "it beside")
     p.add_argument('--json', type=_out_path, help='write the full result as JSON here')
     p.add_argument('--out', type=_out_path,
                    help='write a report folder (HTML, Markdown, figures, metrics, settings) here')
     _add_model_options(p); _dask_option(p)
     p.set_defaults(func=lambda a: evaluate_command(a.source, protocol=a.protocol, folds=a.folds, json_out=a.json,
-                                                   report_dir=a.out, skew=a.skew, dask=a.dask, **_model_args(a)))
+                                                   report_dir=a.out, skew=a.skew, dask=a.dask, even_mix=a.even_mix,
+                                                   **_model_args(a)))
 
 # %% ../nbs/99_cli.ipynb #ca56ce28
 SEARCH_FILES = ('settings.json', 'results.csv', 'comparison.png')   # what `ser-kit search` writes into its folder

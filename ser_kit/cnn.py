@@ -16,7 +16,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from safetensors.torch import save_file, load as load_safetensors
 from .data import SettingError, speaker_groups
-from .adapt import SpeakerNorm, norm_from_dict
+from .adapt import SpeakerNorm, norm_from_dict, breadth
 from .features import frame_features, extract_frames, PROSODY_ROWS
 from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, uar, versions, softmax,
                             choose_val_speakers, sha256_file, atomic_folder, model_description, write_description,
@@ -32,7 +32,7 @@ __all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'N
            'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
            'cpu_threads', 'predict_logits', 'speaker_batchnorm', 'equal_parts', 'by_speaker', 'validation_scores',
            'train_one_epoch', 'average_weights', 'refresh_batchnorm', 'speaker_batches', 'SpeakerBatches',
-           'train_model', 'CNNRecognizer', 'layer_taps', 'time_stats', 'network_vectors', 'breadth', 'clip_band_means',
+           'train_model', 'CNNRecognizer', 'layer_taps', 'time_stats', 'network_vectors', 'clip_band_means',
            'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
 
 # %% ../nbs/03_cnn.ipynb #edc69528
@@ -969,11 +969,7 @@ def head_without(self:CNNRecognizer, speakers:Sequence, # speakers the classifie
 GATE_CLIPS = 16      # least clips of a speaker for the speaker batch-norm networks
 GATE_BREADTH = 6.0   # least effective number of emotions in the speaker's estimated mix (exp entropy, 1 to 8)
 GATED = ('gate', 'both')   # the speaker_bn settings that train a twin and read it for the speakers past the gate
-
-def breadth(P:np.ndarray, # class probabilities of one speaker's clips [n, n_classes]
-           ) -> float:
-    "The effective number of emotions in the clips' mean class probabilities: exp(entropy)."
-    p = np.clip(np.asarray(P, dtype=float).mean(0), 1e-12, 1); return float(np.exp(-(p * np.log(p)).sum()))
+# `breadth`, the effective number of emotions in a speaker's mean probabilities, comes from `ser_kit.adapt` (lesson 02b)
 
 # %% ../nbs/03_cnn.ipynb #617669d1
 @patch

@@ -13,6 +13,7 @@ from fastcore.basics import patch
 from .data import (EMOTIONS, AUDIO_EXTS, SerKitError, SettingError, OutputPathError, load_corpus, audio_files,
                           scan_audio, speaker_groups, speaker_folds, leaky_random_folds, shared_speakers, atomic_write,
                           output_kind, check_output, usual_permissions, _blank)
+from . import adapt   # the even-mix step of `predict_table`
 
 # %% auto #0
 __all__ = ['HISTORY_COLUMNS', 'MODEL_FORMAT_VERSION', 'RETRAIN', 'MODEL_TYPES', 'PROTOCOLS', 'ModelFileError', 'UnsafeModelError',
@@ -494,31 +495,35 @@ def networks_used(self:Recognizer, speakers:Sequence, # speaker ids of the last 
 @patch
 def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
                   speakers:Sequence|None=None, # a speaker id per input (per file found for a folder; None: unknown)
+                  even_mix:bool=False,         # even out broad speakers' answers (`ser_kit.adapt.even_mix`; needs speakers)
                  ) -> pd.DataFrame:
     "`path, prediction, p_<emotion>...` for each readable file (folders expanded); the others in `.attrs['skipped']`."
     self._check_fitted(); paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     files, missing = expand_inputs(paths); ids = None if speakers is None else input_speakers(paths, speakers, files)
     P, ok, skipped = self.predict_proba_batch(files, ids) if files else (np.zeros((0, len(self.labels))), [], None)
+    pos = {f: i for i, f in enumerate(files)}
+    used = None if ids is None else ids[[pos[p] for p in ok]] if ok else np.array([], dtype=object)
+    if even_mix and used is not None and len(ok): P, evened = adapt.even_mix(P, used), adapt.even_speakers(P, used)
     out = pd.DataFrame({'path': ok, 'prediction': [self.labels[i] for i in P.argmax(1)] if len(ok) else []})
     for j, l in enumerate(self.labels): out[f'p_{l}'] = P[:, j] if len(ok) else []
-    if ids is not None:
-        pos = {f: i for i, f in enumerate(files)}
-        used = ids[[pos[p] for p in ok]] if ok else np.array([], dtype=object)
+    if used is not None:
         out['speaker'], out['speaker_clips'] = used, clips_per_speaker(used)
         if len(ok) and (nets := self.networks_used(used)) is not None: out['networks'] = nets   # a CNN's gate
+        if even_mix: out['even_mix'] = [evened[str(s)]['even'] for s in used] if len(ok) else []
     out.attrs['skipped'] = pd.concat(
         [x for x in (missing, skipped) if x is not None and len(x)] or [missing], ignore_index=True
     )
-    out.attrs['adaptation'] = self.adaptation()
+    out.attrs['adaptation'] = self.adaptation() + ('; even mix for broad speakers' if even_mix else '')
     return out
 
 # %% ../nbs/01b_models.ipynb #3f3ed9bc
 @patch
 def predict(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
             speakers:Sequence|None=None, # a speaker id per input (per file found for a folder; None: unknown)
+            even_mix:bool=False,         # even out broad speakers' answers (`predict_table`)
            ) -> list[str]:
     "The predicted emotion of each file (folders expanded); an unreadable file raises an error naming it."
-    t = self.predict_table(paths, speakers); sk = t.attrs['skipped']
+    t = self.predict_table(paths, speakers, even_mix); sk = t.attrs['skipped']
     if len(sk): raise SerKitError(sk.path.iloc[0], f"cannot predict {len(sk)} file(s): "
                                   + '; '.join(f"{r.path}: {r.error}" for r in sk.head(3).itertuples()))
     return t['prediction'].tolist()
@@ -657,15 +662,19 @@ def skew_rows(m:pd.DataFrame,    # the test rows (need `speaker`, `emotion`)
 # %% ../nbs/01b_models.ipynb #0e465678
 def _run_fold(model:Recognizer, m:pd.DataFrame, tr, te, k:int, skew:int|None, everyone:list,
               wanted:list, # the emotions evaluated: test clips of one the fold's model could not learn count as misses
+              even_mix:bool=False, # even out broad test speakers' answers (`adapt.even_mix`), the plain ones kept too
              ) -> tuple[list, dict]:
     "Train on `tr`, predict `te` (its speakers given, unlabelled): (per-clip rows, the fold's summary)."
     t = time.time(); model.fit(m.iloc[tr])
     test = m.iloc[te]; test = test[test['emotion'].isin(wanted)]
     if skew: test = test[skew_rows(test, wanted, skew, everyone)]
-    P, ok, sk = model.predict_proba_batch(list(test['path']), speaker_groups(test))
+    P, ok, sk = model.predict_proba_batch(list(test['path']), groups := speaker_groups(test))
     truth = dict(zip(test['path'].astype(str), zip(test['emotion'], test['speaker'].astype(str))))
+    plain = P.argmax(1)
+    if even_mix and len(ok): P = adapt.even_mix(P, [dict(zip(test['path'].astype(str), groups))[q] for q in ok])
     rows = [dict(path=q, speaker=truth[q][1], emotion=truth[q][0], prediction=model.labels[i], fold=k)
-            | {f'p_{l}': float(v) for l, v in zip(model.labels, pv)} for q, i, pv in zip(ok, P.argmax(1), P)]
+            | ({'prediction_plain': model.labels[j]} if even_mix else {})
+            | {f'p_{l}': float(v) for l, v in zip(model.labels, pv)} for q, i, j, pv in zip(ok, P.argmax(1), plain, P)]
     y = [r['emotion'] for r in rows]
     fm = metrics(y, [r['prediction'] for r in rows], ordered_labels(set(model.labels) | set(y))) if rows else None
     return rows, dict(fold=k, uar=fm['uar'] if fm else float('nan'), wa=fm['wa'] if fm else float('nan'),
@@ -724,6 +733,7 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
                    seed:int=0,                              # seed of the folds
                    progress:bool=False,                     # one line per fold
                    skew:int|None=None,                      # keep only this many emotions per test speaker (rotating)
+                   even_mix:bool=False,                     # score the answers evened per broad speaker (`predict_table`)
                   ) -> dict:
     "One model per fold, tested on the fold's speakers: pooled and per-fold scores, per-clip predictions, settings."
     t0 = time.time(); m = load_corpus(manifest).reset_index(drop=True)
@@ -735,7 +745,7 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
         if len(have := ordered_labels(set(m['emotion'].iloc[tr]) & set(wanted))) < 2:   # nothing to learn: a note
             per_fold.append(_left_out(k, m.iloc[te], f"its training speakers hold only {have}")); continue
         model = model_factory()
-        try: r, f = _run_fold(model, m, tr, te, k, skew, everyone, wanted)
+        try: r, f = _run_fold(model, m, tr, te, k, skew, everyone, wanted, even_mix)
         except SettingError as e:                    # e.g. one training speaker for a speaker-adaptive model: said
             per_fold.append(_left_out(k, m.iloc[te], e.reason)); continue
         rows += r; per_fold.append(f)
@@ -747,8 +757,11 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
     if per_fold and all(f.get('left_out') for f in per_fold):
         raise SettingError(None, "no fold could be trained: " + '; '.join(_fold_notes(per_fold)))
     ran = sum(not f.get('left_out') for f in per_fold)
-    return dict(protocol=protocol, folds=ran, skew=skew, adaptation=proto.adaptation(), seed=seed,
-                seconds=round(time.time() - t0, 2), n_speakers=len(everyone), **_summary(rows, per_fold, labels),
+    summary = _summary(rows, per_fold, labels)
+    plain = lambda: metrics([r['emotion'] for r in rows], [r['prediction_plain'] for r in rows], labels)['uar']
+    mix = dict(even_mix=dict(uar_without=plain())) if even_mix else {}   # the same models' answers, not evened
+    return dict(protocol=protocol, folds=ran, skew=skew, adaptation=proto.adaptation(), seed=seed, **mix,
+                seconds=round(time.time() - t0, 2), n_speakers=len(everyone), **summary,
                 model=dict(model_type=proto.model_type, repr=repr(proto), settings=proto.settings()),
                 versions=versions(*proto.needs), predictions=rows)
 

@@ -1,6 +1,6 @@
 """Speaker adaptation (ser_kit.adapt, EmotionRecognizer(adapt=...)): never reads labels, never flips a one-emotion speaker."""
 import numpy as np, pandas as pd, pytest
-from ser_kit.adapt import SpeakerNorm, norm_from_dict
+from ser_kit.adapt import SpeakerNorm, norm_from_dict, even_mix, even_speakers
 from ser_kit.classical import EmotionRecognizer
 from ser_kit.data import SettingError
 from ser_kit.models import cross_validate, load_model, skew_rows
@@ -87,3 +87,34 @@ def test_old_models_load_without_adaptation():
     from pathlib import Path
     r = load_model(Path(__file__).parent / 'fixtures' / 'v0.1.0' / 'classical.skops')
     assert r.adapt is None and r.adaptation() == 'none'
+
+
+def test_even_mix_evens_broad_speakers(em_model, split):
+    "`predict_table(even_mix=True)`: a broad, well-heard speaker's mean probabilities come out even; others as they were."
+    te = split[1]; paths, spk = te.path.tolist(), te.speaker.tolist()
+    ev = em_model.predict_table(paths, spk, even_mix=True); P = ev.filter(like='p_').to_numpy()
+    assert ev.even_mix.all() and 'even mix' in ev.attrs['adaptation']      # demo speakers: 60 clips, every emotion
+    for s in set(spk): np.testing.assert_allclose(P[(ev.speaker == s).to_numpy()].mean(0), 1 / 8, atol=1e-3)
+    one = em_model.predict_table(paths[:1], spk[:1], even_mix=True)        # a lone clip is never evened
+    assert not one.even_mix.any()
+    np.testing.assert_allclose(one.filter(like='p_'), em_model.predict_table(paths[:1], spk[:1]).filter(like='p_'))
+    unknown = em_model.predict_table(paths[:20], even_mix=True)            # no speakers: nothing to even
+    assert 'even_mix' not in unknown
+    np.testing.assert_allclose(unknown.filter(like='p_'), em_model.predict_table(paths[:20]).filter(like='p_'))
+
+
+def test_even_mix_leaves_a_narrow_speaker_alone(em_model, split):
+    "A speaker heard in two emotions (16 clips) spans too few emotions for the step: the model's answers stay."
+    g = split[1][(split[1].speaker == split[1].speaker.iloc[0]) & split[1].emotion.isin(['angry', 'sad'])]
+    t = em_model.predict_table(g.path.tolist(), g.speaker.tolist(), even_mix=True)
+    assert len(t) == 16 and not t.even_mix.any()
+    np.testing.assert_allclose(t.filter(like='p_'), em_model.predict_table(g.path.tolist(), g.speaker.tolist()).filter(like='p_'))
+
+
+def test_even_mix_uses_each_speakers_own_clips_in_any_order():
+    "Shuffling the clips of a request moves each clip's answer with it; another speaker's clips change nothing."
+    rng = np.random.default_rng(0); P = rng.dirichlet(np.ones(8), 60); spk = ['a'] * 30 + ['b'] * 30
+    perm = rng.permutation(60)
+    np.testing.assert_allclose(even_mix(P, spk)[perm], even_mix(P[perm], [spk[i] for i in perm]), atol=1e-12)
+    np.testing.assert_allclose(even_mix(P, spk)[:30], even_mix(P[:30], spk[:30]), atol=1e-12)
+    assert all(r['even'] for r in even_speakers(P, spk).values())

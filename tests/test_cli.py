@@ -248,6 +248,37 @@ def test_cli_predict_speaker_from_none_is_unknown(model_file, demo, tmp_path):
     assert 'speakers unknown' in r.stderr
 
 
+def test_cli_predict_even_mix_says_whom_it_evened(model_file, demo, tmp_path):
+    "--even-mix: a column of who was evened, one stderr line, the setting beside the CSV; a lone clip is never evened."
+    d = tmp_path / 'two'; d.mkdir()
+    for q in demo[demo.speaker.isin(['05', '06'])].path: shutil.copy(q, d)           # two actors, 60 clips each
+    shutil.copy(demo[demo.speaker == '07'].path.iloc[0], d)                          # and one clip of a third
+    t, _, err = _predict(model_file, [d], csv=str(tmp_path / 'p.csv'), even_mix=True)
+    by = t.groupby('speaker').even_mix.first()
+    assert not by['07'] and by[['05', '06']].any()
+    assert 'even mix: ' + f"{int(by.sum())} of 3 speakers evened out" in err
+    for s in by[by].index:
+        np.testing.assert_allclose(t[t.speaker == s].filter(like='p_').mean(), 1 / 8, atol=1e-3)
+    assert 'even_mix' in pd.read_csv(tmp_path / 'p.csv').columns
+    assert json.loads((tmp_path / 'p.csv.settings.json').read_text())['even_mix'] is True
+    plain, _, err = _predict(model_file, [d])
+    assert 'even_mix' not in plain and 'even mix' not in err
+    np.testing.assert_allclose(plain[plain.speaker == '07'].filter(like='p_'), t[t.speaker == '07'].filter(like='p_'))
+
+
+def test_evaluate_even_mix_scores_both_readings(small):
+    "`evaluate --even-mix`: the evened answers scored, the same models' plain UAR beside, each clip's plain answer kept."
+    out = io.StringIO()
+    r = evaluate_command(small, folds=2, featureset='prosody', n_jobs=N_JOBS, even_mix=True, stdout=out, speeds=[])
+    plain = [p['prediction_plain'] for p in r['predictions']]
+    assert len(plain) == r['n_files'] and 0 <= r['even_mix']['uar_without'] <= 1
+    from ser_kit.models import uar
+    assert abs(uar([p['emotion'] for p in r['predictions']], plain) - r['even_mix']['uar_without']) < 1e-9
+    assert f"without it UAR {r['even_mix']['uar_without']:.3f}" in out.getvalue()
+    assert 'even_mix' not in evaluate_command(small, folds=2, featureset='prosody', n_jobs=N_JOBS, stdout=io.StringIO(),
+                                              speeds=[], adapt=None)
+
+
 def test_cli_evaluate_skew_prints_adapted_and_unadapted(small, tmp_path):
     src = tmp_path / 'manifest.csv'; small.to_csv(src, index=False)
     r = run('evaluate', str(src), '--skew', '2', '--folds', '2', '-j', '1', '--json', str(tmp_path / 'e.json'))
@@ -351,6 +382,7 @@ def test_dimensions_train_predict_evaluate(small, tmp_path):
     assert 'CCC' in r.stdout and json.loads((tmp_path / 'd.json').read_text())['scores']
     assert_one_error_line(run('train', str(csv), '--task', 'dimensions', '--model', 'cnn', '-o', str(tmp_path / 'x')),
                           '--task dimensions')
+    assert_one_error_line(run('predict', str(tmp_path / 'dims'), *clips, '--even-mix'), 'predicts dimensions')
 
 
 # ---- provenance: how a predictions CSV was made, beside it ----------------------------------------------------------
