@@ -538,9 +538,11 @@ def even_mix_line(table:pd.DataFrame) -> str:
     "One line for `--even-mix`: how many speakers were evened out, and the rule that chose them."
     from ser_kit.adapt import EVEN_CLIPS, EVEN_SHARE
     known = table[table['speaker'].notna()] if 'even_mix' in table else table.iloc[:0]
-    ev = known.groupby('speaker')['even_mix'].first(); n = len(ev)
-    return (f"even mix: {int(ev.sum())} of {n} speaker{'s' if n != 1 else ''} evened out (at least {EVEN_CLIPS} clips, "
-            f"spread over {EVEN_SHARE:.3g} of the emotions or more); every other clip keeps the model's answer")
+    if not len(known): return "even mix: speakers unknown, so nothing evened out"
+    ev, k = known.groupby('speaker')['even_mix'].first(), sum(c.startswith('p_') for c in table.columns)
+    return (f"even mix: {int(ev.sum())} of {len(ev)} speaker{'s' if len(ev) != 1 else ''} evened out (at least "
+            f"{EVEN_CLIPS} clips, answers spread over {EVEN_SHARE * k:g} of the {k} emotions or more); every other "
+            "clip keeps the model's answer")
 
 # %% ../nbs/99_cli.ipynb #832f5745
 def _model_record(rec:Recognizer, model_file:str|Path) -> dict:
