@@ -111,8 +111,8 @@ def main():
                     help="each fusion is trained and scored once a pool (the first, the default, names the row)")
     ap.add_argument('--directions', nargs='+', default=DIRECTIONS, choices=DIRECTIONS, help='trained -> tested on')
     ap.add_argument('--even-mix', action='store_true',
-                    help="also score the classical model, the default CNN and each fusion with each broad test speaker's "
-                         "answers evened (`ser_kit.adapt.even_mix`)")
+                    help="also score the classical model, the default CNN and each fusion with each broad test "
+                         "speaker's answers evened (`ser_kit.adapt.even_mix`)")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'cross_corpus_cnn.json'))
     a = ap.parse_args(); torch.set_num_threads(a.threads)
     root = Path(os.environ.get('SER_KIT_DATA', '../shared/data')); t0 = time.time()

@@ -18,6 +18,11 @@ from ser_kit.fusion import weight_curve, choose_weight, pool_probs, POOL
 from ser_kit.adapt import even_mix, even_speakers, EVEN_CLIPS, EVEN_SHARE, EVEN_ROUNDS
 
 
+def rounded(r: dict) -> dict:
+    "A row with its floats to 4 decimals."
+    return {m: round(x, 4) if isinstance(x, float) else x for m, x in r.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('dir'); ap.add_argument('--protocol', default='four', choices=['four', 'emobox'])
@@ -37,12 +42,11 @@ def main():
                 r[f'{name}{sfx}'], r[f'{name}_even{sfx}'] = uar(y, Q.argmax(1)), uar(y, even_mix(Q, spk).argmax(1))
             gate = even_speakers(P, spk); r[f'evened{sfx}'] = sum(g['even'] for g in gate.values())
             crossed[f'fold{k}{sfx}'] = {s: [g['clips'], g['breadth'], g['even']] for s, g in gate.items()}
-        rows.append(r); print(json.dumps({m: round(x, 4) if isinstance(x, float) else x for m, x in r.items()}), flush=True)
+        rows.append(r); print(json.dumps(rounded(r)), flush=True)
     df = pd.DataFrame(rows).set_index('fold')
     res = dict(source=str(a.dir), protocol=a.protocol, date=time.strftime('%Y-%m-%d'), pool=POOL,
                settings=dict(EVEN_CLIPS=EVEN_CLIPS, EVEN_SHARE=EVEN_SHARE, EVEN_ROUNDS=EVEN_ROUNDS),
-               mean=df.mean().round(4).to_dict(), folds=[{m: round(x, 4) if isinstance(x, float) else x for m, x in r.items()}
-                                                         for r in rows],
+               mean=df.mean().round(4).to_dict(), folds=[rounded(r) for r in rows],
                gate=crossed, seconds=round(time.time() - t0), versions=versions(),
                machine=dict(python=platform.python_version(), cpus=os.cpu_count()))
     out = a.out or str(Path(__file__).parent / 'results' / f'even_mix_study_{a.protocol}.json')

@@ -514,7 +514,7 @@ SPEAKER_COLUMNS = ('speaker', 'speaker_clips', 'speaker_from')
 def _with_speakers(table:pd.DataFrame, found:pd.DataFrame, missing:pd.DataFrame) -> pd.DataFrame:
     "`predict_table`'s table with `speaker_from` added, the speaker columns in front, missing inputs in `skipped`."
     attrs, front = dict(table.attrs), ['path', *(['prediction'] if 'prediction' in table else []), *SPEAKER_COLUMNS,
-                                       *[c for c in ('networks', 'even_mix') if c in table]]   # a CNN's gate; --even-mix
+                                       *[c for c in ('networks', 'even_mix') if c in table]]   # gate, --even-mix
     table = table.assign(speaker_from=table['path'].map(dict(zip(found.path, found.speaker_from))))
     if 'speaker' in table: table['speaker'] = table['speaker'].where(table['speaker_from'] != 'none', None)   # unknown
     table = table[front + [c for c in table.columns if c not in front]]
@@ -765,7 +765,8 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
         atomic_write(json_out, lambda f: Path(f).write_text(strict_json(r)))
         print(f"result written to {json_out}", file=stdout)
     if report_dir: _write_report(report_dir, res, model, dict(source=_source_text(source), model=model,
-                                                              protocol=protocol, folds=folds, skew=skew) | mk, stdout)
+                                                              protocol=protocol, folds=folds, skew=skew,
+                                                              even_mix=even_mix) | mk, stdout)
     return r
 
 # %% ../nbs/99_cli.ipynb #518afc9a

@@ -262,7 +262,9 @@ def adaptation_note(r:dict, # a `cross_validate` result
     a, c = r.get('adaptation', 'none'), r.get('clips_per_speaker')
     n = None if not c else c['min'] if c['min'] == c['max'] else f"{c['min']}-{c['max']}"   # '16', not '16-16'
     note = a if a == 'none' or not c else f"{a}, {n} clips per speaker"
-    return note + (f"; each test speaker keeps {r['skew']} emotions" if r.get('skew') else '')
+    mix = (f"; answers evened per broad speaker (UAR without: {r['even_mix']['uar_without']:.3f})"
+           if 'even_mix' in r else '')
+    return note + (f"; each test speaker keeps {r['skew']} emotions" if r.get('skew') else '') + mix
 
 # %% ../nbs/05_evaluation.ipynb #e179c777
 def summary_table(results:dict[str, dict], # model name -> `cross_validate` result (with predictions)

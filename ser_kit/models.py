@@ -495,7 +495,7 @@ def networks_used(self:Recognizer, speakers:Sequence, # speaker ids of the last 
 @patch
 def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
                   speakers:Sequence|None=None, # a speaker id per input (per file found for a folder; None: unknown)
-                  even_mix:bool=False,         # even out broad speakers' answers (`ser_kit.adapt.even_mix`; needs speakers)
+                  even_mix:bool=False,         # even out broad speakers' answers (`adapt.even_mix`; needs speakers)
                  ) -> pd.DataFrame:
     "`path, prediction, p_<emotion>...` for each readable file (folders expanded); the others in `.attrs['skipped']`."
     self._check_fitted(); paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -733,7 +733,7 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
                    seed:int=0,                              # seed of the folds
                    progress:bool=False,                     # one line per fold
                    skew:int|None=None,                      # keep only this many emotions per test speaker (rotating)
-                   even_mix:bool=False,                     # score the answers evened per broad speaker (`predict_table`)
+                   even_mix:bool=False,                     # score answers evened per broad speaker (`predict_table`)
                   ) -> dict:
     "One model per fold, tested on the fold's speakers: pooled and per-fold scores, per-clip predictions, settings."
     t0 = time.time(); m = load_corpus(manifest).reset_index(drop=True)

@@ -267,7 +267,7 @@ def test_cli_predict_even_mix_says_whom_it_evened(model_file, demo, tmp_path):
 
 
 def test_evaluate_even_mix_scores_both_readings(small):
-    "`evaluate --even-mix`: the evened answers scored, the same models' plain UAR beside, each clip's plain answer kept."
+    "`evaluate --even-mix`: the evened answers scored, the same models' plain UAR beside, each clip's plain answer kept"
     out = io.StringIO()
     r = evaluate_command(small, folds=2, featureset='prosody', n_jobs=N_JOBS, even_mix=True, stdout=out, speeds=[])
     plain = [p['prediction_plain'] for p in r['predictions']]
@@ -275,6 +275,8 @@ def test_evaluate_even_mix_scores_both_readings(small):
     from ser_kit.models import uar
     assert abs(uar([p['emotion'] for p in r['predictions']], plain) - r['even_mix']['uar_without']) < 1e-9
     assert f"without it UAR {r['even_mix']['uar_without']:.3f}" in out.getvalue()
+    from ser_kit.evaluation import adaptation_note
+    assert f"evened per broad speaker (UAR without: {r['even_mix']['uar_without']:.3f})" in adaptation_note(r)
     assert 'even_mix' not in evaluate_command(small, folds=2, featureset='prosody', n_jobs=N_JOBS, stdout=io.StringIO(),
                                               speeds=[], adapt=None)
 
