@@ -178,24 +178,39 @@ EVEN_CLIPS = 16      # least clips of a speaker for the even-mix step
 EVEN_SHARE = 7 / 8   # least breadth of the speaker's mean probabilities, as a share of the model's emotions
 EVEN_ROUNDS = 50     # rounds of column and row scaling
 
-def even_speakers(P:np.ndarray,        # probabilities [n, n_classes]
-                  speakers:Sequence,   # a speaker id per row
+def _speaker_keys(speakers:Sequence|None, n:int) -> np.ndarray:
+    "A text key per row: the speaker's id; an unknown speaker (None, NaN, or `speakers=None`) one of its own per row."
+    if speakers is None: speakers = [None] * n
+    if isinstance(speakers, str) or len(speakers) != n:
+        raise SettingError(None, f"speakers must be a sequence of {n} speaker ids, one per row")
+    unknown = lambda s: s is None or (isinstance(s, float) and np.isnan(s))
+    return np.asarray([f"\0unknown {i}" if unknown(s) else str(s) for i, s in enumerate(speakers)], dtype=object)
+
+def _prob_table(P) -> np.ndarray:
+    "Probabilities as a float table [n, n_classes], each row clipped above 0 and summing to 1."
+    P = np.asarray(P, dtype=float)
+    if P.ndim != 2: raise SettingError(None, f"probabilities must be a table [clips, emotions], not shape {P.shape}")
+    P = np.clip(P, 1e-12, None); return P / P.sum(1, keepdims=True)
+
+def even_speakers(P:np.ndarray,             # probabilities [n, n_classes]
+                  speakers:Sequence|None,   # a speaker id per row (None, or a None / NaN id: unknown)
                  ) -> dict:
     "Per speaker: clips, breadth of their mean probabilities, and whether the even-mix step applies (`even`)."
-    ids, k = np.asarray([str(s) for s in speakers], dtype=object), P.shape[1]
-    out = {s: dict(clips=int((g := ids == s).sum()), breadth=round(breadth(P[g]), 2)) for s in dict.fromkeys(ids)}
-    return {s: r | dict(even=r['clips'] >= EVEN_CLIPS and r['breadth'] >= EVEN_SHARE * k) for s, r in out.items()}
+    Q = _prob_table(P); ids, k, out = _speaker_keys(speakers, len(Q)), Q.shape[1], {}
+    for s in dict.fromkeys(ids):
+        g = ids == s; n, b = int(g.sum()), breadth(Q[g])
+        out[s] = dict(clips=n, breadth=round(b, 2), even=n >= EVEN_CLIPS and b >= EVEN_SHARE * k)
+    return out
 
 # %% ../nbs/02b_adapt.ipynb #e20a1079
-def even_mix(P:np.ndarray,        # probabilities [n, n_classes] (no labels anywhere)
-             speakers:Sequence,   # a speaker id per row
+def even_mix(P:np.ndarray,             # probabilities [n, n_classes] (no labels anywhere)
+             speakers:Sequence|None,   # a speaker id per row (None, or a None / NaN id: unknown, never evened)
             ) -> np.ndarray:
     "`P` with each broad, well-heard speaker's rows rescaled so that every emotion holds an equal share of them."
-    P, ids = np.clip(np.asarray(P, dtype=float), 1e-12, None), np.asarray([str(s) for s in speakers], dtype=object)
-    out = P / P.sum(1, keepdims=True)
-    for s, r in even_speakers(out, ids).items():
+    Q, out = _prob_table(P), np.array(P, dtype=float); ids = _speaker_keys(speakers, len(Q))
+    for s, r in even_speakers(Q, ids).items():
         if not r['even']: continue
-        g = ids == s; R = out[g]
+        g = ids == s; R = Q[g]
         for _ in range(EVEN_ROUNDS): R = R / R.mean(0); R = R / R.sum(1, keepdims=True)
         out[g] = R
-    return out
+    return out                                   # every other row exactly as it came

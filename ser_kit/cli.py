@@ -612,7 +612,7 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
     if not len(table) and len(sk) == 1: raise SerKitError(sk.path.iloc[0], sk.error.iloc[0])   # one bad input: one line
     if line := voice_warning(table.path): print(line, file=stderr)
     if line := adaptation_line(rec.adaptation(), table): print(line, file=stderr)
-    if even_mix: print(even_mix_line(table), file=stderr)
+    if even_mix and len(table): print(even_mix_line(table), file=stderr)
     sk = report_skipped(sk, csv, stderr)
     if len(sk): print(f"{len(sk)} input(s) skipped (listed on stderr); {len(table)} predicted", file=stderr)
     if not len(table): raise SerKitError(None, f"nothing could be predicted: every input was skipped ({len(sk)})")
@@ -638,7 +638,8 @@ def _add_predict(sub):
     p.add_argument('--even-mix', dest='even_mix', action='store_true',
                    help='for a speaker with 16+ clips that spread over nearly every emotion (7/8 of them), even out '
                         "the answers so that every emotion gets an equal share: right when each speaker shows every "
-                        "emotion about equally often (as in RAVDESS), wrong when not (lesson 02b)")
+                        "emotion about equally often (RAVDESS comes close: neutral has half the clips of the others), "
+                        "wrong when not (lesson 02b)")
     _dask_option(p)
     p.set_defaults(func=lambda a: predict_command(a.model, a.inputs, a.csv, a.speaker_from, dask=a.dask,
                                                   even_mix=a.even_mix))
@@ -667,7 +668,8 @@ def format_result(r:dict, # a `cross_validate` result
              f"macro F1 {r['macro_f1']:.3f}",
              'recall: ' + '  '.join(f"{k} {v:.2f}" for k, v in r['per_class_recall'].items())]
     if 'even_mix' in r:
-        lines.insert(2, f"even mix: the scores below are of answers evened per broad test speaker; without it UAR "
+        n, m = r['even_mix']['speakers_evened'], r['even_mix']['test_speakers']
+        lines.insert(2, f"even mix: {n} of {m} test speakers' answers evened (the scores below); without it UAR "
                         f"{r['even_mix']['uar_without']:.3f}")
     lines += [f"note: {n}" for n in r.get('notes', [])]   # a fold without a class: why its recall can read 0
     if r['protocol'] == 'random':

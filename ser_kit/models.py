@@ -670,8 +670,10 @@ def _run_fold(model:Recognizer, m:pd.DataFrame, tr, te, k:int, skew:int|None, ev
     if skew: test = test[skew_rows(test, wanted, skew, everyone)]
     P, ok, sk = model.predict_proba_batch(list(test['path']), groups := speaker_groups(test))
     truth = dict(zip(test['path'].astype(str), zip(test['emotion'], test['speaker'].astype(str))))
-    plain = P.argmax(1)
-    if even_mix and len(ok): P = adapt.even_mix(P, [dict(zip(test['path'].astype(str), groups))[q] for q in ok])
+    plain, evened = P.argmax(1), None
+    if even_mix:                                          # the speakers of the scored clips, unlabelled
+        who = [dict(zip(test['path'].astype(str), groups))[q] for q in ok]
+        P, evened = adapt.even_mix(P, who), sum(r['even'] for r in adapt.even_speakers(P, who).values())
     rows = [dict(path=q, speaker=truth[q][1], emotion=truth[q][0], prediction=model.labels[i], fold=k)
             | ({'prediction_plain': model.labels[j]} if even_mix else {})
             | {f'p_{l}': float(v) for l, v in zip(model.labels, pv)} for q, i, j, pv in zip(ok, P.argmax(1), plain, P)]
@@ -681,7 +683,8 @@ def _run_fold(model:Recognizer, m:pd.DataFrame, tr, te, k:int, skew:int|None, ev
                       n_test=len(rows), test_speakers=sorted(map(str, set(test['speaker']))),
                       shared_speakers=len(shared_speakers(m, tr, te)), n_skipped=0 if sk is None else len(sk),
                       untrained=[l for l in ordered_labels(set(y)) if l not in model.labels],
-                      untested=[l for l in model.labels if l not in set(y)], seconds=round(time.time() - t, 2))
+                      untested=[l for l in model.labels if l not in set(y)], seconds=round(time.time() - t, 2)) \
+                 | ({} if evened is None else dict(speakers_evened=evened))
 
 # %% ../nbs/01b_models.ipynb #416d7dd5
 def _fold_notes(per_fold:list) -> list[str]:
@@ -759,7 +762,9 @@ def cross_validate(model_factory:Callable[[], Recognizer], # returns a fresh, un
     ran = sum(not f.get('left_out') for f in per_fold)
     summary = _summary(rows, per_fold, labels)
     plain = lambda: metrics([r['emotion'] for r in rows], [r['prediction_plain'] for r in rows], labels)['uar']
-    mix = dict(even_mix=dict(uar_without=plain())) if even_mix else {}   # the same models' answers, not evened
+    evened = {k: sum(f.get(k, 0) if k != 'test_speakers' else len(f.get(k, [])) for f in per_fold)
+              for k in ('speakers_evened', 'test_speakers')}                 # a speaker counted once a fold
+    mix = dict(even_mix=dict(uar_without=plain(), **evened)) if even_mix else {}   # the same answers, not evened
     return dict(protocol=protocol, folds=ran, skew=skew, adaptation=proto.adaptation(), seed=seed, **mix,
                 seconds=round(time.time() - t0, 2), n_speakers=len(everyone), **summary,
                 model=dict(model_type=proto.model_type, repr=repr(proto), settings=proto.settings()),

@@ -119,3 +119,16 @@ def test_even_mix_uses_each_speakers_own_clips_in_any_order():
     np.testing.assert_allclose(even_mix(P, spk)[perm], even_mix(P[perm], [spk[i] for i in perm]), atol=1e-12)
     np.testing.assert_allclose(even_mix(P, spk)[:30], even_mix(P[:30], spk[:30]), atol=1e-12)
     assert all(r['even'] for r in even_speakers(P, spk).values())
+
+
+def test_even_mix_gate_is_not_rounded_and_unknown_speakers_stay_alone():
+    "Breadth 6.997 of 8 is under 7; None / NaN speakers are each alone; a wrong number of speaker ids is refused."
+    P = np.tile([0.3238] + [0.6762 / 7] * 7, (16, 1))
+    assert not even_speakers(P, ['s'] * 16)['s']['even']
+    Q = np.random.default_rng(1).dirichlet(np.ones(8) * 5, 20)
+    assert even_speakers(Q, ['s'] * 20)['s']['even']                     # the same clips under one known speaker
+    for unknown in ([None] * 20, [float('nan')] * 20, None):
+        np.testing.assert_array_equal(even_mix(Q, unknown), Q)
+    with pytest.raises(SettingError, match='20 speaker ids'): even_mix(Q, ['s'] * 19)
+    with pytest.raises(SettingError): even_mix(Q, 's' * 20)
+    with pytest.raises(SettingError, match='table'): even_mix(Q[0], ['s'] * 8)

@@ -275,6 +275,8 @@ def test_evaluate_even_mix_scores_both_readings(small):
     from ser_kit.models import uar
     assert abs(uar([p['emotion'] for p in r['predictions']], plain) - r['even_mix']['uar_without']) < 1e-9
     assert f"without it UAR {r['even_mix']['uar_without']:.3f}" in out.getvalue()
+    n, m = r['even_mix']['speakers_evened'], r['even_mix']['test_speakers']
+    assert m == 4 and 0 <= n <= m and f"even mix: {n} of {m} test speakers' answers evened" in out.getvalue()
     from ser_kit.evaluation import adaptation_note
     assert f"evened per broad speaker (UAR without: {r['even_mix']['uar_without']:.3f})" in adaptation_note(r)
     assert 'even_mix' not in evaluate_command(small, folds=2, featureset='prosody', n_jobs=N_JOBS, stdout=io.StringIO(),
