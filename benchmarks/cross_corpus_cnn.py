@@ -65,16 +65,19 @@ def direction(train, test, a) -> dict:
     out = dict(shared_labels=shared, n_train=len(train), n_test=len(test), classical={}, cnn={}, fusion={}, minutes={})
     for ad in (None, 'em'):
         classical = EmotionRecognizer(adapt=ad, emotions=shared, n_jobs=2).fit(train)
-        out['classical'][str(ad)] = scored(classical, test)
-        if a.even_mix and ad == 'em': out['even_mix'] = {'classical em': evened(classical, test)}
+        res = evened(classical, test) if a.even_mix and ad == 'em' else None   # one prediction, both scores
+        out['classical'][str(ad)] = res['plain'] if res else scored(classical, test)
+        if res: out['even_mix'] = {'classical em': res}
     cnns = {}
     for ad in a.cnn_adapt:
         t = time.time()
         with gate_breadth(a.gate_share * len(shared)):   # a threshold the shared labels reach: the twin trains
             cnns[ad] = CNNRecognizer(adapt=ad, emotions=shared, n_models=a.models, epochs=a.epochs, n_jobs=1,
                                      features=dict(prosody=a.prosody)).fit(train)
-        out['minutes'][f'cnn {ad}'] = round((time.time() - t) / 60, 1); out['cnn'][ad] = scored(cnns[ad], test)
-        if a.even_mix and ad == 'em': out['even_mix']['cnn em'] = evened(cnns[ad], test)
+        out['minutes'][f'cnn {ad}'] = round((time.time() - t) / 60, 1)
+        res = evened(cnns[ad], test) if a.even_mix and ad == 'em' else None
+        out['cnn'][ad] = res['plain'] if res else scored(cnns[ad], test)
+        if res: out['even_mix']['cnn em'] = res
         if ad == 'em' and cnns['em'].bn_model_ is not None:   # who crossed the gate, the twin alone, a relative gate
             out['gate'] = cnns['em'].gate_; out['cnn']['twin'] = scored(cnns['em'].bn_model_, test)
             with gate_breadth(a.gate_share * len(shared)):
@@ -91,9 +94,11 @@ def direction(train, test, a) -> dict:
         for pool in a.pools:                # the first is the row's name alone; another pool is named in it
             fused = FusionRecognizer(classical=dict(adapt=kad), emotions=shared, pool=pool,
                                      n_jobs=2).fit_with_cnn(cnns[cad], train)
+            res = evened(fused, test) if a.even_mix else None
             out['fusion'][name if pool == a.pools[0] else f'{name}, pool={pool}'] = dict(
-                uar=scored(fused, test), weight=fused.weight_, temperature=fused.temperature_, pool=pool)
-            if a.even_mix: out['even_mix'][f'fusion {name}, pool={pool}'] = evened(fused, test)
+                uar=res['plain'] if res else scored(fused, test), weight=fused.weight_,
+                temperature=fused.temperature_, pool=pool)
+            if res: out['even_mix'][f'fusion {name}, pool={pool}'] = res
     print(json.dumps(out), flush=True)
     return out
 

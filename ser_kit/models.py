@@ -672,7 +672,7 @@ def _run_fold(model:Recognizer, m:pd.DataFrame, tr, te, k:int, skew:int|None, ev
     truth = dict(zip(test['path'].astype(str), zip(test['emotion'], test['speaker'].astype(str))))
     plain, evened = P.argmax(1), None
     if even_mix:                                          # the speakers of the scored clips, unlabelled
-        who = [dict(zip(test['path'].astype(str), groups))[q] for q in ok]
+        group_of = dict(zip(test['path'].astype(str), groups)); who = [group_of[q] for q in ok]
         P, evened = adapt.even_mix(P, who), sum(r['even'] for r in adapt.even_speakers(P, who).values())
     rows = [dict(path=q, speaker=truth[q][1], emotion=truth[q][0], prediction=model.labels[i], fold=k)
             | ({'prediction_plain': model.labels[j]} if even_mix else {})
