@@ -179,12 +179,9 @@ EVEN_SHARE = 7 / 8   # least breadth of the speaker's mean probabilities, as a s
 EVEN_ROUNDS = 50     # rounds of column and row scaling
 
 def _speaker_keys(speakers:Sequence|None, n:int) -> np.ndarray:
-    "A text key per row: the speaker's id; an unknown speaker (None, NaN, or `speakers=None`) one of its own per row."
-    if speakers is None: speakers = [None] * n
-    if isinstance(speakers, str) or len(speakers) != n:
-        raise SettingError(None, f"speakers must be a sequence of {n} speaker ids, one per row")
-    unknown = lambda s: s is None or (isinstance(s, float) and np.isnan(s))
-    return np.asarray([f"\0unknown {i}" if unknown(s) else str(s) for i, s in enumerate(speakers)], dtype=object)
+    "`ser_kit.models.speaker_ids`: an unknown speaker (None, NaN, blank, or `speakers=None`) is one of its own per row."
+    from ser_kit.models import speaker_ids   # imported when called: `ser_kit.models` imports this module
+    return speaker_ids(speakers, n)
 
 def _prob_table(P) -> np.ndarray:
     "Probabilities as a float table [n, n_classes], each row clipped above 0 and summing to 1."

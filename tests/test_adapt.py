@@ -129,6 +129,6 @@ def test_even_mix_gate_is_not_rounded_and_unknown_speakers_stay_alone():
     assert even_speakers(Q, ['s'] * 20)['s']['even']                     # the same clips under one known speaker
     for unknown in ([None] * 20, [float('nan')] * 20, None):
         np.testing.assert_array_equal(even_mix(Q, unknown), Q)
-    with pytest.raises(SettingError, match='20 speaker ids'): even_mix(Q, ['s'] * 19)
+    with pytest.raises(SettingError, match='one speaker per file'): even_mix(Q, ['s'] * 19)
     with pytest.raises(SettingError): even_mix(Q, 's' * 20)
     with pytest.raises(SettingError, match='table'): even_mix(Q[0], ['s'] * 8)
