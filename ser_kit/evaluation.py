@@ -12,12 +12,13 @@ from .data import (EMOTIONS, SettingError, load_corpus, get_corpus, speaker_fold
                           refuse_inside, check_output, strict_json)
 from .models import (metrics, uar, versions, cross_validate, per_speaker, confusion_frame, plot_confusion,
                             plot_history, weighted_mean, ordered_labels)
+from .fusion import POOL, pool_probs, weight_curve, choose_weight
 
 # %% auto #0
 __all__ = ['predictions_frame', 'classification_report_frame', 'bootstrap_ci', 'paired_test', 'plot_radar', 'plot_per_speaker',
            'project_2d', 'plot_feature_map', 'leakage_lesson', 'shared_label_table', 'cross_corpus', 'top_confusions',
-           'cell_clips', 'mistakes_browser', 'adaptation_note', 'summary_table', 'fuse_results', 'markdown_table',
-           'write_report', 'run_demo', 'announce_fits']
+           'cell_clips', 'mistakes_browser', 'adaptation_note', 'summary_table', 'cross_fitted_weights', 'fuse_results',
+           'markdown_table', 'write_report', 'run_demo', 'announce_fits']
 
 # %% ../nbs/05_evaluation.ipynb #c15fa7ee
 def predictions_frame(result:dict, # a `cross_validate` result
@@ -281,9 +282,24 @@ def summary_table(results:dict[str, dict], # model name -> `cross_validate` resu
                          seconds=round(r['seconds'], 1), adaptation=adaptation_note(r)))
     return pd.DataFrame(rows).set_index('model')
 
+# %% ../nbs/05_evaluation.ipynb #d17ff49f
+def cross_fitted_weights(Pa:np.ndarray,    # the first member's probabilities [n_clips, n_classes]
+                         Pb:np.ndarray,    # the second member's probabilities of the same clips
+                         y:np.ndarray,     # each clip's true class index
+                         folds:np.ndarray, # each clip's fold
+                         pool:str=POOL,    # how the two are pooled (lesson 03b's `pool_probs`)
+                        ) -> dict:
+    "{fold: the second member's weight, chosen by log-likelihood on the other folds' clips}; 0.5 with a single fold."
+    folds, y = np.asarray(folds), np.asarray(y)
+    out = {}
+    for k in np.unique(folds):
+        o = folds != k                                    # the other folds: never fold k's own labels
+        out[k.item()] = choose_weight(weight_curve(Pa[o], Pb[o], y[o], pool=pool)) if o.any() else 0.5
+    return out
+
 # %% ../nbs/05_evaluation.ipynb #fa448dec
-def _fused_predictions(a:dict, b:dict, weight:float) -> tuple[pd.DataFrame, list[str]]:
-    "(the clips both results predicted, with fused probabilities and predictions; the labels)."
+def _fused_predictions(a:dict, b:dict, weight:float|None, pool:str) -> tuple[pd.DataFrame, list[str], dict]:
+    "(the clips both results predicted, with fused probabilities and predictions; the labels; {fold: b's weight})."
     if list(a['labels']) != list(b['labels']):
         raise SettingError(None, f"the results have different labels: {a['labels']} vs {b['labels']}")
     labels = list(a['labels']); cols = [f'p_{l}' for l in labels]
@@ -292,19 +308,27 @@ def _fused_predictions(a:dict, b:dict, weight:float) -> tuple[pd.DataFrame, list
     m = pa.merge(pb[['path', 'fold'] + cols], on=['path', 'fold'], suffixes=('', '_b')) if both else pa.iloc[:0]
     if not len(m): raise SettingError(None, "the two results share no clip: run both on the same folds "
                                             "(pass the same `folds` to cross_validate)")
-    P = weighted_mean([m[cols], m[[c + '_b' for c in cols]]], [1 - weight, weight])
+    Pa, Pb, folds = m[cols].to_numpy(float), m[[c + '_b' for c in cols]].to_numpy(float), m['fold'].to_numpy()
+    y = np.array([labels.index(e) for e in m['emotion']])
+    ws = (cross_fitted_weights(Pa, Pb, y, folds, pool) if weight is None
+          else {k.item(): float(weight) for k in np.unique(folds)})
+    P = np.empty_like(Pa)
+    for k, w in ws.items(): P[folds == k] = pool_probs([Pa[folds == k], Pb[folds == k]], [1 - w, w], pool)
     m[cols] = P; m['prediction'] = np.array(labels)[P.argmax(1)]
-    return m[['path', 'speaker', 'emotion', 'prediction', 'fold'] + cols], labels
+    return m[['path', 'speaker', 'emotion', 'prediction', 'fold'] + cols], labels, ws
 
 # %% ../nbs/05_evaluation.ipynb #a473b85e
-def fuse_results(a:dict, b:dict,     # two `cross_validate` results of the same folds, with predictions
-                 weight:float=0.5,   # share of `b` in the fused probabilities (0: `a` alone, 1: `b` alone)
+def fuse_results(a:dict, b:dict,          # two `cross_validate` results of the same folds, with predictions
+                 weight:float|None=None,  # share of `b` (0: `a` alone, 1: `b` alone); None: cross-fitted, fold by fold
+                 pool:str=POOL,           # 'log' (the library fusion's pool) or 'linear' (the weighted mean)
                 ) -> dict:
-    "Late fusion of two cross-validation results: average each clip's probabilities, score like `cross_validate`."
-    m, labels = _fused_predictions(a, b, weight)
+    "Late fusion of two cross-validation results: pool each clip's probabilities, score like `cross_validate`."
+    m, labels, ws = _fused_predictions(a, b, weight, pool)
     res = metrics(m['emotion'], m['prediction'], labels)
-    per_fold = [dict(fold=int(k), uar=uar(g['emotion'], g['prediction']), n_test=len(g)) for k, g in m.groupby('fold')]
+    per_fold = [dict(fold=int(k), uar=uar(g['emotion'], g['prediction']), n_test=len(g), weight=ws[k])
+                for k, g in m.groupby('fold')]
     fu = [f['uar'] for f in per_fold]
+    how = 'cross-fitted' if weight is None else 'fixed'
     return dict(protocol=a['protocol'], folds=a['folds'], n_files=len(m), labels=labels, uar=res['uar'], wa=res['wa'],
                 macro_f1=res['macro_f1'], per_class_recall=res['per_class_recall'], confusion=res['confusion'],
                 seconds=a['seconds'] + b['seconds'], uar_fold_mean=float(np.mean(fu)), uar_fold_std=float(np.std(fu)),
@@ -312,7 +336,8 @@ def fuse_results(a:dict, b:dict,     # two `cross_validate` results of the same 
                 n_skipped=max(a.get('n_skipped', 0), b.get('n_skipped', 0)), seed=a.get('seed'), skew=a.get('skew'),
                 adaptation=' + '.join(sorted({x.get('adaptation', 'none') for x in (a, b)})),
                 clips_per_speaker=a.get('clips_per_speaker'),
-                model=dict(model_type='fusion', weight=weight, members=[a.get('model'), b.get('model')]),
+                model=dict(model_type='fusion', pool=pool, weight=how, weights={int(k): w for k, w in ws.items()},
+                           members=[a.get('model'), b.get('model')]),
                 versions=a.get('versions'), predictions=m.to_dict('records'))
 
 # %% ../nbs/05_evaluation.ipynb #0be93985
@@ -462,7 +487,11 @@ def run_demo(data:str|Path|None=None,  # corpus folder or manifest CSV (default:
                     fold_speakers=[sorted(set(df.speaker.iloc[te])) for _, te in splits], cnn_epochs=cnn_epochs,
                     seed=seed, grid=grid.attrs.get('settings'))
     results = {'classical': classical, 'cnn': cnn, 'fusion': fuse_results(classical, cnn)}
-    say(f"fusion (mean of the two models' probabilities): speaker-independent UAR {results['fusion']['uar']:.3f}")
+    settings['fusion'] = dict(pool=POOL, cnn_weight='each fold: the best log-likelihood on the other folds',
+                              weights=results['fusion']['model']['weights'])
+    w = ', '.join(f"{v:.2f}" for v in results['fusion']['model']['weights'].values())
+    say(f"fusion ({POOL} pool; the CNN's weight in each fold, chosen on the other folds: {w}): "
+        f"speaker-independent UAR {results['fusion']['uar']:.3f}")
     extra = {'leakage lesson (classical model)': leakage,
              'grid search (speaker-grouped CV on all speakers)': grid.set_index('estimator')}
     rep = write_report(out, results, corpus, settings, histories, extra=extra)
