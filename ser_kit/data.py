@@ -21,17 +21,18 @@ __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_E
            'shared_speakers', 'SerKitError', 'SettingError', 'OutputPathError', 'BadFilenameError',
            'emotion_mapping_table', 'printable_path', 'scan_audio', 'audio_files', 'load_ravdess', 'load_emodb',
            'load_tess', 'load_cremad', 'load_savee', 'load_custom', 'detect_corpus', 'ManifestError', 'listed_paths',
-           'read_manifest', 'load_corpus', 'speaker_from_name', 'speaker_from_folder', 'find_speakers', 'find_data',
-           'get_corpus', 'AudioError', 'AudioFileNotFoundError', 'EmptyAudioError', 'CorruptAudioError',
-           'SilentAudioError', 'TooShortAudioError', 'TooLongAudioError', 'UnreadableAudioError', 'AbsurdAudioError',
-           'wav_truncation', 'usable_audio', 'load_audio', 'cache_dir', 'writable_cache_dir', 'atomic_write',
-           'strict_json', 'usual_permissions', 'InputPlaces', 'input_folders', 'refuse_inside', 'output_kind',
-           'remove_made_folders', 'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW', 'SYLLABLES',
-           'CONSONANTS', 'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe', 'recipe_table',
-           'actor_rng', 'actor_style', 'actor_voice', 'personal_recipe', 'syllable_plan', 'pitch_contour',
-           'glottal_source', 'pulse_table', 'formant_ba', 'band_ba', 'voicing_envelope', 'vowel_targets',
-           'formant_filter', 'consonant_noise', 'voiced_sound', 'synth_utterance', 'place_in_recording',
-           'ravdess_codes', 'ravdess_name', 'synth_file', 'write_actor', 'demo_settings', 'make_demo_corpus']
+           'read_manifest', 'load_corpus', 'speaker_from_name', 'speaker_from_folder', 'unknown_prefix',
+           'find_speakers', 'find_data', 'get_corpus', 'AudioError', 'AudioFileNotFoundError', 'EmptyAudioError',
+           'CorruptAudioError', 'SilentAudioError', 'TooShortAudioError', 'TooLongAudioError', 'UnreadableAudioError',
+           'AbsurdAudioError', 'wav_truncation', 'usable_audio', 'load_audio', 'cache_dir', 'writable_cache_dir',
+           'atomic_write', 'strict_json', 'usual_permissions', 'InputPlaces', 'input_folders', 'refuse_inside',
+           'output_kind', 'remove_made_folders', 'check_output', 'DEMO_VERSION', 'STRONG_GAIN', 'VOWELS', 'FORMANT_BW',
+           'SYLLABLES', 'CONSONANTS', 'RECIPE_COLUMNS', 'MULTIPLICATIVE', 'EMOTION_RECIPES', 'scale_recipe',
+           'recipe_table', 'actor_rng', 'actor_style', 'actor_voice', 'personal_recipe', 'syllable_plan',
+           'pitch_contour', 'glottal_source', 'pulse_table', 'formant_ba', 'band_ba', 'voicing_envelope',
+           'vowel_targets', 'formant_filter', 'consonant_noise', 'voiced_sound', 'synth_utterance',
+           'place_in_recording', 'ravdess_codes', 'ravdess_name', 'synth_file', 'write_actor', 'demo_settings',
+           'make_demo_corpus']
 
 # %% ../nbs/00_data.ipynb #232c5aec
 def corpus_summary(df:pd.DataFrame, # a corpus manifest
@@ -786,6 +787,14 @@ def _distinct_folders(rows:list, paths:list) -> list:
     for dirs in same_name.values(): tails |= _folder_tails(dirs)          # a name in one place stays the name alone
     return [(tails[d] if d else s, src, fam) for (s, src, fam), d in zip(rows, where)]
 
+# %% ../nbs/00_data.ipynb #a8bd0785
+def unknown_prefix(ids:Iterable, # the speaker ids already known
+                  ) -> str:
+    "`?`, or `??`...: a prefix that, with a number after it, is none of these ids (an unknown speaker's id is new)."
+    ids, p = {str(s) for s in ids}, '?'
+    while any(s.startswith(p) and s[len(p):].isdigit() for s in ids): p += '?'
+    return p
+
 # %% ../nbs/00_data.ipynb #cf69887b
 SPEAKER_FROM = ('auto', 'name', 'folder', 'none')  # auto: manifest, else corpus naming, else folder; none: all unknown
 
@@ -800,7 +809,9 @@ def find_speakers(paths:Iterable[str|Path],       # audio files
     paths = [str(p) for p in paths]; known = _known_speakers(known)
     rows = _distinct_folders([_one_speaker(p, how, known) for p in paths], paths)
     families = pd.DataFrame(rows, columns=['s', 'src', 'fam']).dropna().groupby('s')['fam'].nunique()
-    ids = [f'?{i}' if s is None else f'{fam}:{s}' if families[s] > 1 else s for i, (s, _, fam) in enumerate(rows)]
+    named = [None if s is None else f'{fam}:{s}' if families[s] > 1 else s for s, _, fam in rows]
+    p = unknown_prefix(s for s in named if s is not None)             # unknown ones: ids no known speaker has
+    ids = [f'{p}{i}' if s is None else s for i, s in enumerate(named)]
     return pd.DataFrame(dict(path=paths, speaker=ids, speaker_from=[src for _, src, _ in rows]))
 
 # %% ../nbs/00_data.ipynb #2f55984e

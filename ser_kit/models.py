@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 from fastcore.basics import patch
 from .data import (EMOTIONS, AUDIO_EXTS, SerKitError, SettingError, OutputPathError, load_corpus, audio_files,
                           scan_audio, speaker_groups, speaker_folds, leaky_random_folds, shared_speakers, atomic_write,
-                          output_kind, check_output, usual_permissions, _blank)
+                          output_kind, check_output, usual_permissions, unknown_prefix, _blank)
 from . import adapt   # the even-mix step of `predict_table`
 
 # %% auto #0
@@ -419,12 +419,14 @@ def label_index(self:Recognizer, emotions:Sequence, # emotion names, each one of
 def speaker_ids(speakers:Sequence|None, # a speaker id per item, or None (unknown: every item its own speaker)
                 n:int,                  # number of items
                ) -> np.ndarray:
-    "Speaker ids as strings, aligned with `n` items; unknown speakers get an id of their own (`?0`, `?1`, ...)."
+    "Speaker ids as strings, aligned with `n` items; unknown speakers get ids of their own (`?0`, `?1`...)."
     if speakers is None: return np.array([f'?{i}' for i in range(n)], dtype=object)
     if isinstance(speakers, (str, bytes)) or not isinstance(speakers, Iterable):   # 'abc' is not three speakers
         raise SettingError(None, f"speakers must be a sequence of ids, one per file, not a {type(speakers).__name__}")
     col = pd.Series(list(speakers), dtype=object); unknown = _blank(col)   # None, NaN (a blank CSV cell), spaces
-    ids = np.array([f'?{i}' if u else str(s).strip() for i, (s, u) in enumerate(zip(col, unknown))], dtype=object)
+    ids = [None if u else str(s).strip() for s, u in zip(col, unknown)]
+    p = unknown_prefix(s for s in ids if s is not None)                     # '??0' if someone is called '?0'
+    ids = np.array([f'{p}{i}' if s is None else s for i, s in enumerate(ids)], dtype=object)
     if len(ids) != n: raise SettingError(None, f"{len(ids)} speakers for {n} files: give one speaker per file")
     return ids
 
