@@ -191,9 +191,11 @@ def predict_values_batch(self:DimensionRecognizer, paths:Sequence[str], # audio 
 @patch
 def predict_table(self:DimensionRecognizer, paths:str|Path|Sequence, # files and/or folders
                   speakers:Sequence|None=None, # a speaker id per file, after folders are expanded (None: unknown)
+                  even_mix:bool=False,         # an emotion model's option (`Recognizer.predict_table`): refused here
                  ) -> pd.DataFrame:
     "`path, <dimension>...` (`speaker, speaker_clips` when speakers are given); left-out files in `attrs['skipped']`."
     self._check_fitted()
+    if even_mix: raise SettingError(None, "even_mix evens out emotion classes; this model predicts dimensions")
     files, missing = expand_inputs(paths); ids = speaker_ids(speakers, len(files)) if speakers is not None else None
     V, ok, skipped = self.predict_values_batch(files, ids)
     out = pd.DataFrame({'path': ok} | {d: V[:, j] for j, d in enumerate(self.labels)})
@@ -208,9 +210,10 @@ def predict_table(self:DimensionRecognizer, paths:str|Path|Sequence, # files and
 @patch
 def predict(self:DimensionRecognizer, paths:str|Path|Sequence, # files and/or folders
             speakers:Sequence|None=None,                       # a speaker id per file (None: unknown)
+            even_mix:bool=False,                               # refused, as in `predict_table`
            ) -> pd.DataFrame:
     "The predicted dimensions of each file (one row each); an unreadable file raises an error naming it."
-    t = self.predict_table(paths, speakers); sk = t.attrs['skipped']
+    t = self.predict_table(paths, speakers, even_mix); sk = t.attrs['skipped']
     if len(sk): raise SerKitError(sk.path.iloc[0], f"cannot predict {len(sk)} file(s): "
                                   + '; '.join(f"{r.path}: {r.error}" for r in sk.head(3).itertuples()))
     return t[self.labels].reset_index(drop=True)
