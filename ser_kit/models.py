@@ -21,8 +21,8 @@ __all__ = ['HISTORY_COLUMNS', 'MODEL_FORMAT_VERSION', 'RETRAIN', 'MODEL_TYPES', 
            'plot_confusion', 'per_speaker', 'versions', 'weighted_mean', 'softmax', 'choose_val_speakers',
            'history_frame', 'plot_history', 'sha256_file', 'folder_manifest', 'atomic_folder', 'model_description',
            'description_digest', 'write_description', 'read_description', 'expand_inputs', 'Recognizer', 'speaker_ids',
-           'clips_per_speaker', 'check_clips', 'input_speakers', 'decode_clips', 'model_class', 'make_model',
-           'load_model', 'skew_rows', 'cross_validate', 'bench_predict']
+           'clips_per_speaker', 'check_clips', 'input_speakers', 'decode_clips', 'clips_once', 'model_class',
+           'make_model', 'load_model', 'skew_rows', 'cross_validate', 'bench_predict']
 
 # %% ../nbs/01b_models.ipynb #bc199c0c
 class ModelFileError(SerKitError): "A model file or folder that cannot be used; `str(e)` names file and problem."
@@ -493,6 +493,21 @@ def networks_used(self:Recognizer, speakers:Sequence, # speaker ids of the last 
     "Which networks read each of these speakers in the last prediction; `None`: the model has one set."
     return None
 
+# %% ../nbs/01b_models.ipynb #11537261
+def clips_once(files:Sequence[str],  # the files of one request, in order
+               ids:np.ndarray|None,  # their speaker ids (None: all unknown)
+              ) -> list[int]:
+    "For each file, the position of its first copy (the same file, by its real path, for the same speaker)."
+    first = {}
+    return [first.setdefault((os.path.realpath(f), None if ids is None else ids[i]), i) for i, f in enumerate(files)]
+
+def _rows_of(once:list[int], files:list[str], ok:list[str]) -> dict[int, int]:
+    "{position in `files`: row of the prediction} for the positions `once` whose file was read (`ok`, in their order)."
+    row, j = {}, 0
+    for i in once:
+        if j < len(ok) and files[i] == ok[j]: row[i] = j; j += 1
+    return row
+
 # %% ../nbs/01b_models.ipynb #383fc8b7
 @patch
 def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
@@ -502,14 +517,18 @@ def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files an
     "`path, prediction, p_<emotion>...` for each readable file (folders expanded); the others in `.attrs['skipped']`."
     self._check_fitted(); paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     files, missing = expand_inputs(paths); ids = None if speakers is None else input_speakers(paths, speakers, files)
-    P, ok, skipped = self.predict_proba_batch(files, ids) if files else (np.zeros((0, len(self.labels))), [], None)
-    pos = {f: i for i, f in enumerate(files)}
-    used = None if ids is None else ids[[pos[p] for p in ok]] if ok else np.array([], dtype=object)
-    if even_mix and used is not None and len(ok): P, evened = adapt.even_mix(P, used), adapt.even_speakers(P, used)
+    first = clips_once(files, ids); once = sorted(set(first))      # a file given twice: one clip of its speaker
+    P, ok, skipped = (self.predict_proba_batch([files[i] for i in once], None if ids is None else ids[once]) if files
+                      else (np.zeros((0, len(self.labels))), [], None))
+    row = _rows_of(once, files, ok)                                  # first position -> its row of P
+    ok_ids = None if ids is None else ids[list(row)]                 # the speaker of each row of P
+    if even_mix and ok_ids is not None and len(ok): P, evened = adapt.even_mix(P, ok_ids), adapt.even_speakers(P, ok_ids)
+    keep = [i for i in range(len(files)) if first[i] in row]; kept = [row[first[i]] for i in keep]
+    P, ok, used = P[kept], [files[i] for i in keep], None if ids is None else ids[keep]   # copies answered alike
     out = pd.DataFrame({'path': ok, 'prediction': [self.labels[i] for i in P.argmax(1)] if len(ok) else []})
     for j, l in enumerate(self.labels): out[f'p_{l}'] = P[:, j] if len(ok) else []
     if used is not None:
-        out['speaker'], out['speaker_clips'] = used, clips_per_speaker(used)
+        out['speaker'], out['speaker_clips'] = used, clips_per_speaker(ok_ids)[kept] if keep else []
         if len(ok) and (nets := self.networks_used(used)) is not None: out['networks'] = nets   # a CNN's gate
         if even_mix: out['even_mix'] = [evened[str(s)]['even'] for s in used] if len(ok) else []
     out.attrs['skipped'] = pd.concat(
