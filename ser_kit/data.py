@@ -759,8 +759,10 @@ def _known_speakers(manifest:pd.DataFrame|None) -> dict:
     if manifest is None: return {}
     corpus = manifest['corpus'] if 'corpus' in manifest else ['manifest'] * len(manifest)
     given = manifest['speaker_from'] == 'manifest' if 'speaker_from' in manifest else [True] * len(manifest)
-    return {str(p): (str(s), str(c)) for p, s, c, g in zip(manifest['path'], manifest['speaker'], corpus, given)
-            if g and pd.notna(s)}
+    known = {}
+    for p, s, c, g in zip(manifest['path'], manifest['speaker'], corpus, given):   # a file listed twice: its first row
+        if g and pd.notna(s) and str(s).strip(): known.setdefault(str(p), (str(s).strip(), str(c)))
+    return known
 
 # %% ../nbs/00_data.ipynb #ea47bc7f
 def _one_speaker(path:str, how:str, known:dict) -> tuple[str|None, str, str|None]:
@@ -791,7 +793,7 @@ def _distinct_folders(rows:list, paths:list) -> list:
 def unknown_prefix(ids:Iterable, # the speaker ids already known
                   ) -> str:
     "`?`, or `??`...: a prefix that, with a number after it, is none of these ids (an unknown speaker's id is new)."
-    ids, p = {str(s) for s in ids}, '?'
+    ids, p = {str(s).strip() for s in ids}, '?'
     while any(s.startswith(p) and s[len(p):].isdigit() for s in ids): p += '?'
     return p
 

@@ -12,7 +12,8 @@ from fastcore.basics import patch
 from .data import EMOTIONS, SerKitError, SettingError, load_corpus, speaker_groups
 from .features import extract_features, FEATURESETS, get_featureset
 from .models import (Recognizer, ModelFileError, CheckpointError, atomic_folder, model_description,
-                            write_description, read_description, expand_inputs, speaker_ids, clips_per_speaker,
+                            write_description, read_description, expand_inputs, clips_per_speaker,
+                            input_speakers, each_clip_once,
                             versions, _folds)
 from .classical import (AROUSAL_VALENCE, REGRESSORS, DEFAULT_FEATURESET, ADAPT_HALF, EmotionRecognizer,
                                ccc, make_pipeline, write_model_file, read_model_file, _featurize, _warn_if_stale)
@@ -190,19 +191,20 @@ def predict_values_batch(self:DimensionRecognizer, paths:Sequence[str], # audio 
 # %% ../nbs/02c_dimensions.ipynb #7265232b
 @patch
 def predict_table(self:DimensionRecognizer, paths:str|Path|Sequence, # files and/or folders
-                  speakers:Sequence|None=None, # a speaker id per file, after folders are expanded (None: unknown)
+                  speakers:Sequence|None=None, # a speaker id per input (per file found for a folder; None: unknown)
                   even_mix:bool=False,         # an emotion model's option (`Recognizer.predict_table`): refused here
                  ) -> pd.DataFrame:
     "`path, <dimension>...` (`speaker, speaker_clips` when speakers are given); left-out files in `attrs['skipped']`."
     self._check_fitted()
     if even_mix: raise SettingError(None, "even_mix evens out emotion classes; this model predicts dimensions")
-    files, missing = expand_inputs(paths); ids = speaker_ids(speakers, len(files)) if speakers is not None else None
-    V, ok, skipped = self.predict_values_batch(files, ids)
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    files, missing = expand_inputs(paths); ids = None if speakers is None else input_speakers(paths, speakers, files)
+    V, ok_ids, skipped, keep, kept = each_clip_once(self.predict_values_batch, files, ids, len(self.labels))
+    V, ok = V[kept], [files[i] for i in keep]                        # a file given twice: one clip, two rows
     out = pd.DataFrame({'path': ok} | {d: V[:, j] for j, d in enumerate(self.labels)})
-    if ids is not None:
-        pos = {f: i for i, f in enumerate(files)}; used = ids[[pos[p] for p in ok]] if ok else np.array([], object)
-        out['speaker'], out['speaker_clips'] = used, clips_per_speaker(used)
-    out.attrs['skipped'] = pd.concat([x for x in (missing, skipped) if len(x)] or [missing], ignore_index=True)
+    if ids is not None: out['speaker'], out['speaker_clips'] = ids[keep], clips_per_speaker(ok_ids)[kept] if keep else []
+    out.attrs['skipped'] = pd.concat([x for x in (missing, skipped) if x is not None and len(x)] or [missing],
+                                     ignore_index=True)
     out.attrs['adaptation'], out.attrs['targets'] = self.adaptation(), dict(self.targets_)
     return out
 

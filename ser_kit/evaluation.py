@@ -283,6 +283,8 @@ def summary_table(results:dict[str, dict], # model name -> `cross_validate` resu
     return pd.DataFrame(rows).set_index('model')
 
 # %% ../nbs/05_evaluation.ipynb #d17ff49f
+def _plain(k): return k.item() if hasattr(k, 'item') else k   # a numpy scalar as Python's
+
 def cross_fitted_weights(Pa:np.ndarray,    # the first member's probabilities [n_clips, n_classes]
                          Pb:np.ndarray,    # the second member's probabilities of the same clips
                          y:np.ndarray,     # each clip's true class index
@@ -294,28 +296,48 @@ def cross_fitted_weights(Pa:np.ndarray,    # the first member's probabilities [n
     out = {}
     for k in np.unique(folds):
         o = folds != k                                    # the other folds: never fold k's own labels
-        out[k.item()] = choose_weight(weight_curve(Pa[o], Pb[o], y[o], pool=pool)) if o.any() else 0.5
+        out[_plain(k)] = choose_weight(weight_curve(Pa[o], Pb[o], y[o], pool=pool)) if o.any() else 0.5
     return out
 
 # %% ../nbs/05_evaluation.ipynb #fa448dec
-def _fused_predictions(a:dict, b:dict, weight:float|None, pool:str) -> tuple[pd.DataFrame, list[str], dict]:
-    "(the clips both results predicted, with fused probabilities and predictions; the labels; {fold: b's weight})."
+def _probabilities(r:dict, cols:list[str]) -> pd.DataFrame:
+    "A result's per-clip predictions; an emotion a fold's model never learned has no column there: probability 0."
+    p = pd.DataFrame(r.get('predictions') or [])
+    if not len(p): return p
+    p = p.reindex(columns=list(dict.fromkeys([*p.columns, *cols]))); p[cols] = p[cols].fillna(0.0)
+    bad = ~np.isclose(p[cols].sum(axis=1), 1, atol=1e-3)
+    if bad.any(): raise SettingError(p.path[bad].iloc[0], "its probabilities are missing, not numbers or do not sum to 1")
+    return p
+
+def _check_fusable(a:dict, b:dict, weight:float|None):
+    "A `SettingError` unless two results can be fused: the same labels and protocol, a weight between 0 and 1."
     if list(a['labels']) != list(b['labels']):
         raise SettingError(None, f"the results have different labels: {a['labels']} vs {b['labels']}")
+    if a.get('protocol') != b.get('protocol'):
+        raise SettingError(None, f"the results come from different protocols: {a.get('protocol')} vs {b.get('protocol')}")
+    if weight is not None and not (isinstance(weight, (int, float, np.number)) and 0 <= weight <= 1):
+        raise SettingError(None, f"weight is the second result's share, from 0 to 1 (or None: cross-fitted), not {weight!r}")
+
+def _fused_predictions(a:dict, b:dict, weight:float|None, pool:str) -> tuple[pd.DataFrame, list[str], dict]:
+    "(the clips both results predicted, with fused probabilities and predictions; the labels; {fold: b's weight})."
+    _check_fusable(a, b, weight)
     labels = list(a['labels']); cols = [f'p_{l}' for l in labels]
-    pa, pb = pd.DataFrame(a.get('predictions') or []), pd.DataFrame(b.get('predictions') or [])
-    both = len(pa) and len(pb)
-    m = pa.merge(pb[['path', 'fold'] + cols], on=['path', 'fold'], suffixes=('', '_b')) if both else pa.iloc[:0]
+    pa, pb = _probabilities(a, cols), _probabilities(b, cols)
+    try: m = pa.merge(pb[['path', 'fold'] + cols], on=['path', 'fold'], suffixes=('', '_b')) if len(pa) and len(pb) else []
+    except (ValueError, TypeError): m = []                      # folds named differently (numbers and text)
     if not len(m): raise SettingError(None, "the two results share no clip: run both on the same folds "
                                             "(pass the same `folds` to cross_validate)")
+    if stray := sorted(set(m['emotion'].astype(str)) - set(labels)):
+        raise SettingError(None, f"clips labelled {stray} are not among the results' labels {labels}")
     Pa, Pb, folds = m[cols].to_numpy(float), m[[c + '_b' for c in cols]].to_numpy(float), m['fold'].to_numpy()
-    y = np.array([labels.index(e) for e in m['emotion']])
+    y = np.array([labels.index(str(e)) for e in m['emotion']])
     ws = (cross_fitted_weights(Pa, Pb, y, folds, pool) if weight is None
-          else {k.item(): float(weight) for k in np.unique(folds)})
+          else {_plain(k): float(weight) for k in np.unique(folds)})
     P = np.empty_like(Pa)
     for k, w in ws.items(): P[folds == k] = pool_probs([Pa[folds == k], Pb[folds == k]], [1 - w, w], pool)
     m[cols] = P; m['prediction'] = np.array(labels)[P.argmax(1)]
     return m[['path', 'speaker', 'emotion', 'prediction', 'fold'] + cols], labels, ws
+
 
 # %% ../nbs/05_evaluation.ipynb #a473b85e
 def fuse_results(a:dict, b:dict,          # two `cross_validate` results of the same folds, with predictions
@@ -325,18 +347,18 @@ def fuse_results(a:dict, b:dict,          # two `cross_validate` results of the 
     "Late fusion of two cross-validation results: pool each clip's probabilities, score like `cross_validate`."
     m, labels, ws = _fused_predictions(a, b, weight, pool)
     res = metrics(m['emotion'], m['prediction'], labels)
-    per_fold = [dict(fold=int(k), uar=uar(g['emotion'], g['prediction']), n_test=len(g), weight=ws[k])
+    per_fold = [dict(fold=_plain(k), uar=uar(g['emotion'], g['prediction']), n_test=len(g), weight=ws[_plain(k)])
                 for k, g in m.groupby('fold')]
     fu = [f['uar'] for f in per_fold]
     how = 'cross-fitted' if weight is None else 'fixed'
-    return dict(protocol=a['protocol'], folds=a['folds'], n_files=len(m), labels=labels, uar=res['uar'], wa=res['wa'],
+    return dict(protocol=a['protocol'], folds=len(per_fold), n_files=len(m), labels=labels, uar=res['uar'], wa=res['wa'],
                 macro_f1=res['macro_f1'], per_class_recall=res['per_class_recall'], confusion=res['confusion'],
                 seconds=a['seconds'] + b['seconds'], uar_fold_mean=float(np.mean(fu)), uar_fold_std=float(np.std(fu)),
                 per_fold=per_fold, n_speakers=a.get('n_speakers'),
                 n_skipped=max(a.get('n_skipped', 0), b.get('n_skipped', 0)), seed=a.get('seed'), skew=a.get('skew'),
                 adaptation=' + '.join(sorted({x.get('adaptation', 'none') for x in (a, b)})),
                 clips_per_speaker=a.get('clips_per_speaker'),
-                model=dict(model_type='fusion', pool=pool, weight=how, weights={int(k): w for k, w in ws.items()},
+                model=dict(model_type='fusion', pool=pool, weight=how, weights=dict(ws),
                            members=[a.get('model'), b.get('model')]),
                 versions=a.get('versions'), predictions=m.to_dict('records'))
 

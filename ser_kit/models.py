@@ -21,8 +21,8 @@ __all__ = ['HISTORY_COLUMNS', 'MODEL_FORMAT_VERSION', 'RETRAIN', 'MODEL_TYPES', 
            'plot_confusion', 'per_speaker', 'versions', 'weighted_mean', 'softmax', 'choose_val_speakers',
            'history_frame', 'plot_history', 'sha256_file', 'folder_manifest', 'atomic_folder', 'model_description',
            'description_digest', 'write_description', 'read_description', 'expand_inputs', 'Recognizer', 'speaker_ids',
-           'clips_per_speaker', 'check_clips', 'input_speakers', 'decode_clips', 'clips_once', 'model_class',
-           'make_model', 'load_model', 'skew_rows', 'cross_validate', 'bench_predict']
+           'clips_per_speaker', 'check_clips', 'input_speakers', 'decode_clips', 'clips_once', 'each_clip_once',
+           'model_class', 'make_model', 'load_model', 'skew_rows', 'cross_validate', 'bench_predict']
 
 # %% ../nbs/01b_models.ipynb #bc199c0c
 class ModelFileError(SerKitError): "A model file or folder that cannot be used; `str(e)` names file and problem."
@@ -508,6 +508,19 @@ def _rows_of(once:list[int], files:list[str], ok:list[str]) -> dict[int, int]:
         if j < len(ok) and files[i] == ok[j]: row[i] = j; j += 1
     return row
 
+def each_clip_once(batch,                 # (files, speaker ids or None) -> (rows [n_ok, width], ok paths, `path, error`)
+                   files:list[str],       # the files of one request, in order
+                   ids:np.ndarray|None,   # their speaker ids (None: all unknown)
+                   width:int,             # columns of a row (for a request with no file)
+                  ) -> tuple:
+    "`batch` on each clip once: (its rows, their speaker ids, skipped, the files given that were read, each one's row)."
+    first = clips_once(files, ids); once = sorted(set(first))
+    V, ok, skipped = (batch([files[i] for i in once], None if ids is None else ids[once]) if files
+                      else (np.zeros((0, width)), [], None))
+    row = _rows_of(once, files, ok)                                  # first position -> its row of V
+    keep = [i for i in range(len(files)) if first[i] in row]
+    return V, None if ids is None else ids[list(row)], skipped, keep, [row[first[i]] for i in keep]
+
 # %% ../nbs/01b_models.ipynb #383fc8b7
 @patch
 def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files and/or folders
@@ -517,13 +530,8 @@ def predict_table(self:Recognizer, paths:str|Path|Iterable[str|Path], # files an
     "`path, prediction, p_<emotion>...` for each readable file (folders expanded); the others in `.attrs['skipped']`."
     self._check_fitted(); paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     files, missing = expand_inputs(paths); ids = None if speakers is None else input_speakers(paths, speakers, files)
-    first = clips_once(files, ids); once = sorted(set(first))      # a file given twice: one clip of its speaker
-    P, ok, skipped = (self.predict_proba_batch([files[i] for i in once], None if ids is None else ids[once]) if files
-                      else (np.zeros((0, len(self.labels))), [], None))
-    row = _rows_of(once, files, ok)                                  # first position -> its row of P
-    ok_ids = None if ids is None else ids[list(row)]                 # the speaker of each row of P
-    if even_mix and ok_ids is not None and len(ok): P, evened = adapt.even_mix(P, ok_ids), adapt.even_speakers(P, ok_ids)
-    keep = [i for i in range(len(files)) if first[i] in row]; kept = [row[first[i]] for i in keep]
+    P, ok_ids, skipped, keep, kept = each_clip_once(self.predict_proba_batch, files, ids, len(self.labels))
+    if even_mix and ok_ids is not None and len(P): P, evened = adapt.even_mix(P, ok_ids), adapt.even_speakers(P, ok_ids)
     P, ok, used = P[kept], [files[i] for i in keep], None if ids is None else ids[keep]   # copies answered alike
     out = pd.DataFrame({'path': ok, 'prediction': [self.labels[i] for i in P.argmax(1)] if len(ok) else []})
     for j, l in enumerate(self.labels): out[f'p_{l}'] = P[:, j] if len(ok) else []

@@ -5,13 +5,14 @@ import pytest
 
 from ser_kit.evaluation import fuse_results, run_demo
 from ser_kit.fusion import pool_probs
+from ser_kit.data import SettingError
 
 LABELS = ['neutral', 'angry', 'sad']
 
 
 def _result(P, y, folds, name):
     "A cross-validation-like result of these probabilities (clip i: speaker = its fold)."
-    rows = [dict(path=f'c{i}.wav', speaker=f's{f}', emotion=LABELS[t], prediction=LABELS[int(np.argmax(p))], fold=int(f),
+    rows = [dict(path=f'c{i}.wav', speaker=f's{f}', emotion=LABELS[t], prediction=LABELS[int(np.argmax(p))], fold=f,
                  **{f'p_{l}': float(v) for l, v in zip(LABELS, p)}) for i, (p, t, f) in enumerate(zip(P, y, folds))]
     return dict(protocol='speaker', folds=len(set(folds)), labels=LABELS, seconds=1.0, predictions=rows,
                 model=dict(model_type=name))
@@ -82,3 +83,45 @@ def test_run_demo_end_to_end(tmp_path):
     assert "fusion (log pool; the CNN's weight in each fold, chosen on the other folds" in log
     for m in ('classical', 'cnn', 'fusion'):
         assert 0 <= r['results'][m]['uar'] <= 1 and r['results'][m]['n_files'] == 180
+
+
+def test_an_emotion_a_fold_never_learned_counts_as_probability_zero(pair):
+    y, folds, guess, good = pair
+    a = _result(guess, y, folds, 'a')
+    for r in a['predictions']:
+        if r['fold'] == 3:                                             # fold 3's model had no 'neutral' column
+            r.pop('p_neutral'); s = r['p_angry'] + r['p_sad']; r['p_angry'] /= s; r['p_sad'] /= s
+            r['prediction'] = 'angry' if r['p_angry'] > r['p_sad'] else 'sad'
+    b = _result(good, y, folds, 'b')
+    f = pd.DataFrame(fuse_results(a, b, weight=0)['predictions'])
+    assert f[['p_neutral', 'p_angry', 'p_sad']].notna().all().all()
+    assert list(f.prediction) == [r['prediction'] for r in a['predictions']]    # weight 0: member a, as it answered
+    bad = _result(guess, y, folds, 'a'); bad['predictions'][5]['p_sad'] = float('nan')
+    with pytest.raises(SettingError, match='c5.wav.*do not sum to 1'): fuse_results(bad, b)
+
+
+@pytest.mark.parametrize('w', [float('nan'), 1.5, -0.1, '0.5'])
+def test_a_weight_outside_0_1_is_refused(pair, w):
+    y, folds, guess, good = pair
+    with pytest.raises(SettingError, match='from 0 to 1'): fuse_results(_result(guess, y, folds, 'a'),
+                                                                        _result(good, y, folds, 'b'), weight=w)
+
+
+def test_results_that_cannot_be_fused_are_refused_in_one_line(pair):
+    y, folds, guess, good = pair
+    a, b = _result(guess, y, folds, 'a'), _result(good, y, folds, 'b')
+    with pytest.raises(SettingError, match='different protocols'): fuse_results(a, dict(b, protocol='random'))
+    named = _result(good, y, [f'f{k}' for k in folds], 'b')
+    with pytest.raises(SettingError, match='share no clip'): fuse_results(a, named)     # numbers vs text
+    odd = _result(guess, y, folds, 'a'); odd['predictions'][0]['emotion'] = 'bored'
+    with pytest.raises(SettingError, match='bored'): fuse_results(odd, b)
+
+
+def test_folds_named_by_text_and_a_partial_pair(pair):
+    y, folds, guess, good = pair
+    names = [f'f{k}' for k in folds]
+    f = fuse_results(_result(guess, y, names, 'a'), _result(good, y, names, 'b'))
+    assert sorted(f['model']['weights']) == ['f0', 'f1', 'f2', 'f3']
+    one = np.flatnonzero(folds == 0)                                   # the second result ran one fold only
+    part = fuse_results(_result(guess, y, folds, 'a'), _result(good[one], y[one], folds[one], 'b'))
+    assert part['folds'] == 1 and part['n_files'] == 30 and part['model']['weights'] == {0: 0.5}
