@@ -41,9 +41,9 @@ from .models import (load_model, make_model, cross_validate, bench_predict, expa
 __all__ = ['USER_ERRORS', 'SETTINGS_MARK', 'DASK_EXTRA', 'AUGMENT_HELP', 'MODEL_OPTIONS', 'SPEAKER_COLUMNS', 'SEARCH_FILES',
            'SEARCH_COLUMNS', 'SUBCOMMANDS', 'error_line', 'report_skipped', 'write_settings', 'corpus_command',
            'demo_corpus_command', 'dask_backend', 'features_command', 'bench_features_command', 'train_command',
-           'gather_inputs', 'adaptation_line', 'even_mix_line', 'voice_warning', 'predict_command', 'format_result',
-           'comparison_table', 'evaluate_command', 'format_search', 'search_command', 'bench_predict_command',
-           'demo_command', 'listen_command', 'build_parser', 'PipeSafe', 'main']
+           'gather_inputs', 'adaptation_line', 'even_mix_line', 'voice_warning', 'band_warning', 'predict_command',
+           'format_result', 'comparison_table', 'evaluate_command', 'format_search', 'search_command',
+           'bench_predict_command', 'demo_command', 'listen_command', 'build_parser', 'PipeSafe', 'main']
 
 # %% ../nbs/99_cli.ipynb #8f72a396
 USER_ERRORS = (SerKitError, OSError, KeyError, ValueError)  # mistakes of the user, not bugs: one line, exit status 2
@@ -416,12 +416,13 @@ def _readable(man:pd.DataFrame,   # a corpus manifest
               n_jobs:int,         # parallel workers for opening the files
               out:str|Path|None,  # the command's output (the skipped list goes beside it)
               stderr=None,        # where to list skipped files
+              source=None,        # the corpus folder or manifest the command was given (named by an error)
              ) -> pd.DataFrame:
     "The rows of the files that can be read: every other file (and what the scan left out) is listed, not fatal."
     good, bad = check_audio(man, n_jobs=n_jobs)
     report_skipped(_skipped_frame(man, bad), out, stderr)
-    if not len(man): raise SerKitError(None, "no audio files to read")
-    if not len(good): raise SerKitError(None, f"none of the {len(man)} audio files can be read (listed above)")
+    if not len(man): raise SerKitError(source, "no audio files to read")
+    if not len(good): raise SerKitError(source, f"none of its {len(man)} audio files can be read (listed above)")
     return man.loc[good.index]
 
 # %% ../nbs/99_cli.ipynb #d58ee838
@@ -442,7 +443,7 @@ def train_command(source:str,                   # corpus folder or manifest CSV
     rec = make_model(model, **_model_kw(model, estimator, featureset, emotions, balance, seed, n_jobs, **kw))
     man = load_corpus(source)
     out = _output_path(out, 'model' if model == 'classical' else 'model folder', source, man)
-    man = _readable(man, n_jobs, out, stderr)
+    man = _readable(man, n_jobs, out, stderr, source)
     t = time.time(); rec.fit(man); p = rec.save(out)
     counts = rec.samples_by_class(); stdout = stdout or sys.stdout
     print(f"trained {rec!r} on {int(counts.sum())} files ({', '.join(f'{k} {v}' for k, v in counts.items())}) "
@@ -573,6 +574,22 @@ def voice_warning(paths:list[str], # the files that got a prediction
     return (f"ser-kit: warning: {len(bad)} file(s) hold no voice to read an emotion from, so their predictions are "
             f"guesses: {'; '.join(bad[:3])}{'; ...' if len(bad) > 3 else ''}")
 
+# %% ../nbs/99_cli.ipynb #a8748eca
+def band_warning(paths:list[str], # the files that got a prediction
+                 sr:int=SR,       # the rate the model was trained at
+                ) -> str|None:
+    "A warning line naming the files recorded below the model's sample rate (narrower band); None when there are none."
+    import soundfile as sf
+    low = []
+    for p in paths:
+        try: rate = sf.info(os.fsencode(p)).samplerate
+        except (RuntimeError, OSError, ValueError): continue     # it was read a moment ago; nothing to add here
+        if rate < sr: low.append(f"{printable_path(p)} ({rate} Hz)")
+    if not low: return None
+    more = '; ...' if len(low) > 3 else ''
+    return (f"ser-kit: warning: {len(low)} file(s) recorded below {sr // 1000} kHz hold none of the higher frequencies "
+            f"the model learned from, so their predictions are unreliable: {'; '.join(low[:3])}{more}")
+
 # %% ../nbs/99_cli.ipynb #28b93286
 def predict_command(model_file:str,            # a saved model (`.skops` file or model folder)
                     inputs:list[str],          # audio files, folders (searched recursively) and manifest CSVs
@@ -611,6 +628,7 @@ def predict_command(model_file:str,            # a saved model (`.skops` file or
     sk = _skipped_frame(table.attrs['skipped'])
     if not len(table) and len(sk) == 1: raise SerKitError(sk.path.iloc[0], sk.error.iloc[0])   # one bad input: one line
     if line := voice_warning(table.path): print(line, file=stderr)
+    if line := band_warning(table.path): print(line, file=stderr)
     if line := adaptation_line(rec.adaptation(), table): print(line, file=stderr)
     if even_mix and len(table): print(even_mix_line(table), file=stderr)
     sk = report_skipped(sk, csv, stderr)
@@ -708,7 +726,7 @@ def _evaluate_dimensions(source, mk:dict, protocol:str, folds, seed:int, json_ou
     make_model('dimensions', **mk)                                   # every setting checked before any work
     man = load_corpus(source)
     if json_out: json_out = _output_path(json_out, 'result', source, man)
-    man = _readable(man, mk.get('n_jobs', -1), json_out, stderr)
+    man = _readable(man, mk.get('n_jobs', -1), json_out, stderr, source)
     res = cross_validate_dimensions(lambda: make_model('dimensions', **mk), man, folds, protocol, seed)
     print(format_dimensions(res), file=stdout)
     if json_out:
@@ -751,7 +769,7 @@ def evaluate_command(source:str,               # corpus folder or manifest CSV
     places = input_folders(source, man) if json_out or report_dir else None   # scanned once for every output
     if json_out: json_out = _output_path(json_out, 'result', places)
     if report_dir: report_dir = _output_path(report_dir, 'report', places)
-    man = _readable(man, n_jobs, json_out or report_dir, stderr)
+    man = _readable(man, n_jobs, json_out or report_dir, stderr, source)
     if skew is not None and skew >= (n_emo := len(set(man['emotion']) & set(emotions or man['emotion']))):
         raise SettingError(source, f"--skew {skew} keeps every one of its {n_emo} emotions: give fewer than {n_emo}")
     with dask_backend(dask) as client, warnings.catch_warnings():
@@ -917,7 +935,7 @@ def search_command(source:str,                   # corpus folder or manifest CSV
     if folds is not None and folds < 2: raise SettingError(None, f"--folds must be at least 2, not {folds}")
     man = load_corpus(source)
     out = _search_dir(out or 'ser_kit_search', source, man)
-    man = _readable(man, n_jobs, out, stderr)
+    man = _readable(man, n_jobs, out, stderr, source)
     folds = _search_folds(man, source, folds)
     t0 = time.time()
     res = grid_search(man, names, featureset, folds, full, seed, n_jobs)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #a15933cc
 from __future__ import annotations
-import errno, json, os, re, stat, sys, tempfile, uuid, warnings
+import errno, json, os, re, stat, sys, tempfile, unicodedata, uuid, warnings
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -14,14 +14,14 @@ import numpy as np, pandas as pd, soundfile as sf, soxr
 __all__ = ['EMOTIONS', 'RAVDESS_EMOTIONS', 'RAVDESS_STATEMENTS', 'RAVDESS_SONG_EMOTIONS', 'FILTER_COLUMNS',
            'EMOBOX_RAVDESS_FOLDS', 'MANIFEST_COLUMNS', 'EMODB_EMOTIONS', 'EMODB_MALE_SPEAKERS', 'TESS_EMOTIONS',
            'CREMAD_EMOTIONS', 'CREMAD_LEVELS', 'SAVEE_EMOTIONS', 'EMOTION_ALIASES', 'AUDIO_EXTS', 'RECORDING_EXTS',
-           'LOADERS', 'NAMED_CORPORA', 'SPEAKER_FROM', 'KAGGLE_INPUT', 'MAX_SECONDS', 'MAX_PEAK', 'OUTPUT_KINDS',
-           'FOLDER_KINDS', 'MADE_FOR_OUTPUT', 'corpus_summary', 'format_summary', 'check_audio', 'parse_ravdess',
-           'trim_silence', 'pad_crop', 'interactive_frontend', 'plot_waveform', 'filter_manifest', 'corpus_browser',
-           'speaker_groups', 'speaker_folds', 'emobox_folds', 'leaky_random_split', 'leaky_random_folds',
-           'shared_speakers', 'SerKitError', 'SettingError', 'OutputPathError', 'BadFilenameError',
-           'emotion_mapping_table', 'printable_path', 'scan_audio', 'audio_files', 'load_ravdess', 'load_emodb',
-           'load_tess', 'load_cremad', 'load_savee', 'load_custom', 'detect_corpus', 'ManifestError', 'listed_paths',
-           'read_manifest', 'load_corpus', 'speaker_from_name', 'speaker_from_folder', 'unknown_prefix',
+           'LOADERS', 'NAME_COLUMNS', 'NA_WORDS', 'NAMED_CORPORA', 'SPEAKER_FROM', 'KAGGLE_INPUT', 'MAX_SECONDS',
+           'MAX_PEAK', 'OUTPUT_KINDS', 'FOLDER_KINDS', 'MADE_FOR_OUTPUT', 'corpus_summary', 'format_summary',
+           'check_audio', 'parse_ravdess', 'trim_silence', 'pad_crop', 'interactive_frontend', 'plot_waveform',
+           'filter_manifest', 'corpus_browser', 'speaker_groups', 'speaker_folds', 'emobox_folds', 'leaky_random_split',
+           'leaky_random_folds', 'shared_speakers', 'SerKitError', 'SettingError', 'OutputPathError',
+           'BadFilenameError', 'emotion_mapping_table', 'printable_path', 'scan_audio', 'audio_files', 'load_ravdess',
+           'load_emodb', 'load_tess', 'load_cremad', 'load_savee', 'load_custom', 'detect_corpus', 'ManifestError',
+           'listed_paths', 'read_manifest', 'load_corpus', 'speaker_from_name', 'speaker_from_folder', 'unknown_prefix',
            'find_speakers', 'find_data', 'get_corpus', 'AudioError', 'AudioFileNotFoundError', 'EmptyAudioError',
            'CorruptAudioError', 'SilentAudioError', 'TooShortAudioError', 'TooLongAudioError', 'UnreadableAudioError',
            'AbsurdAudioError', 'wav_truncation', 'usable_audio', 'load_audio', 'cache_dir', 'writable_cache_dir',
@@ -362,20 +362,24 @@ def emotion_mapping_table() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=['corpus', 'code', 'emotion'])
 
 # %% ../nbs/00_data.ipynb #d41af437
-AUDIO_EXTS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
+AUDIO_EXTS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif', '.aifc', '.au', '.snd', '.caf', '.oga', '.opus', '.wave')
 # every recording ser_kit protects from its outputs, whether or not it can read it
-RECORDING_EXTS = AUDIO_EXTS + ('.m4a', '.m4b', '.mp4', '.aac', '.opus', '.oga', '.wma', '.webm', '.mka', '.amr', '.3gp',
-                               '.caf', '.aifc', '.au', '.snd', '.wv', '.ape', '.spx', '.ra', '.mpga', '.alac')
+RECORDING_EXTS = AUDIO_EXTS + ('.m4a', '.m4b', '.mp4', '.aac', '.wma', '.webm', '.mka', '.amr', '.3gp', '.wv', '.ape',
+                               '.spx', '.ra', '.mpga', '.alac')
 
 def _utf8_name(name:str) -> bool:
     "Can this file or folder name be written as UTF-8 (not a byte string the file system decoded with escapes)?"
     try: name.encode('utf-8'); return True
     except UnicodeEncodeError: return False
 
+def _breaks_line(c:str) -> bool:
+    "A control character or a line / paragraph separator (not a space of another script, nor a format mark)."
+    return unicodedata.category(c) in ('Cc', 'Cs', 'Zl', 'Zp')
+
 def _name_problem(name:str) -> str|None:
     "Why a file or folder name cannot stand on one line of a table or a message (None when it can)."
     if not _utf8_name(name): return "is not valid UTF-8"
-    if not name.isprintable(): return "holds a control character (a line break, a tab...)"
+    if any(map(_breaks_line, name)): return "holds a control character (a line break, a tab...)"
     return None
 
 # %% ../nbs/00_data.ipynb #b165e23c
@@ -383,7 +387,7 @@ def printable_path(path:str|Path, # any path, whatever bytes its name holds
                   ) -> str:
     "The path as text on one line: bytes that are not UTF-8 become `\\xNN` escapes, control characters `\\n`, `\\t`..."
     s = os.fsencode(str(path)).decode('utf-8', 'backslashreplace')
-    return s if s.isprintable() else ''.join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+    return ''.join(repr(c)[1:-1] if _breaks_line(c) else c for c in s)
 
 # %% ../nbs/00_data.ipynb #0a279548
 def scan_audio(folder:str|Path, # the folder to search, recursively (symlinked folders are followed, once)
@@ -408,6 +412,10 @@ def scan_audio(folder:str|Path, # the folder to search, recursively (symlinked f
                 continue
             if audio and not (is_dir or is_file) and e.is_symlink():   # a link whose target is gone: said, not lost
                 bad.append((printable_path(e.path), "a link to a file that does not exist (broken symbolic link)"))
+                continue
+            ext = os.path.splitext(e.name)[1].lower()
+            if is_file and not audio and ext in RECORDING_EXTS:   # a recording in a format libsndfile cannot read: said
+                bad.append((printable_path(e.path), f"a {ext} recording cannot be read; convert it to WAV or FLAC"))
                 continue
             if not (is_dir or (is_file and audio)): continue
             if why := _name_problem(e.name):
@@ -639,13 +647,19 @@ def detect_corpus(folder:str|Path, # a folder of audio files
 class ManifestError(SerKitError): "A manifest CSV that cannot be read or lacks what a manifest needs."
 
 # %% ../nbs/00_data.ipynb #780770b4
+NAME_COLUMNS = ('path', 'speaker', 'emotion', 'corpus', 'gender')   # read as written; only an empty cell is missing
+NA_WORDS = ['', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>', 'N/A',
+            'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null']   # pandas' words for a missing number, other columns
+
 def _read_csv(csv:Path) -> pd.DataFrame:
     "`pd.read_csv`, every way it fails turned into one `ManifestError` naming the file."
     try:
         with open(csv, 'rb') as f: head = f.read(1 << 12)
         if b'\0' in head: raise ManifestError(csv, "binary data, not a text CSV; a manifest has path, speaker, emotion")
+        cols = pd.read_csv(csv, nrows=0).columns                # names are kept as written: a speaker called NA
+        na = {c: [''] if c in NAME_COLUMNS else NA_WORDS for c in cols}   # or None is a person, not a gap
         return pd.read_csv(csv, dtype={'speaker': str, 'corpus': str, 'gender': str},   # names, never numbers
-                           low_memory=False)                                        # one dtype a column
+                           keep_default_na=False, na_values=na, low_memory=False)   # one dtype a column
     except UnicodeDecodeError as e:
         raise ManifestError(csv, f"not a text CSV (byte 0x{e.object[e.start]:02x} at {e.start} is not UTF-8)") from None
     except pd.errors.EmptyDataError:
@@ -689,6 +703,21 @@ def _drop_repeats(df:pd.DataFrame, # a manifest being read (its index: each row'
     return df[~again], [(str(csv), f"row {i + 2}: {p} again (first in row {first[p] + 2}): counted once")
                         for i, p in df.loc[again, 'path'].items()]
 
+# %% ../nbs/00_data.ipynb #842acc3c
+def _one_spelling(df:pd.DataFrame, # a manifest being read (changed in place)
+                  csv:Path,        # its file, for the warning
+                 ) -> None:
+    "Speaker ids that are one number written two ways ('01', '1') become one speaker, with a warning."
+    spk = df['speaker'].astype(str); num = spk[spk.str.fullmatch(r'[0-9]+')]
+    corpus = df.loc[num.index, 'corpus'].astype(str) if 'corpus' in df else ''
+    key = corpus + '/' + num.str.lstrip('0').replace('', '0')          # one number (in one corpus)
+    spellings = num.groupby(key).agg(lambda s: s.value_counts().index[0])
+    twice = num.groupby(key).nunique(); twice = twice[twice > 1]
+    if not len(twice): return
+    df.loc[num.index, 'speaker'] = key.map(spellings)
+    ex = '; '.join(' = '.join(sorted(set(num[key == k]))) for k in twice.index[:3])
+    warnings.warn(f"{csv}: {len(twice)} speaker(s) written as one number two ways, taken as one each: {ex}", stacklevel=3)
+
 # %% ../nbs/00_data.ipynb #1625f63f
 def listed_paths(paths:Iterable,  # the `path` column of a CSV
                  csv:Path,        # that CSV: relative paths are relative to its folder
@@ -708,6 +737,7 @@ def read_manifest(csv:str|Path, # a CSV with at least `path, speaker, emotion`
     df['path'] = listed_paths(df['path'], csv)
     _fill_speakers(df, csv)
     df['speaker'] = df['speaker'].astype(str).str.strip()   # ' 01 ' and '01' are one person, not two speakers
+    _one_spelling(df, csv)                                   # and so are '01' and '1'
     none = _blank(df['emotion'])
     skipped += [(str(csv), f"row {i + 2}: no emotion") for i in df.index[none]]
     df = df[~none].copy(); emo = df['emotion'].astype(str).str.strip().str.lower()
@@ -949,7 +979,7 @@ def _decode(path:Path, offset:float, duration:float|None, max_seconds:float=MAX_
             _check_length(path, f.frames / sr0, offset, duration, max_seconds)
             start = int(round(offset * sr0))
             if start: f.seek(min(start, f.frames))
-            n = -1 if duration is None else int(round(duration * sr0))
+            n = f.frames - min(start, f.frames) if duration is None else int(round(duration * sr0))   # GSM 6.10, G.721
             if f.subtype == 'PCM_16':   # most speech corpora: numpy scales int16 several times faster than libsndfile
                 y = f.read(n, dtype='int16', always_2d=True).astype(np.float32); y *= np.float32(1/32768)
             else: y = f.read(n, dtype='float32', always_2d=True)
@@ -976,7 +1006,7 @@ def usable_audio(y:np.ndarray,             # samples [n] or [n, channels], float
                  min_duration:float=0.05,  # shorter than this (after trim) is an error
                  silence_db:float=-60.0,   # a peak below this many dBFS is silence
                 ) -> np.ndarray:
-    "Mono float32 samples at `to_sr`, or the `AudioError` naming `name`: empty, NaN, absurd, silent or too short."
+    "Mono float32 samples at `to_sr`, mean removed, or the `AudioError` naming `name`: empty, NaN, absurd, silent..."
     y = np.asarray(y)
     if y.dtype == bool or not np.issubdtype(y.dtype, np.number) or np.iscomplexobj(y):
         raise CorruptAudioError(name, f"samples of type {y.dtype}: audio is numbers (float within ±1, or integer PCM)")
@@ -996,6 +1026,8 @@ def usable_audio(y:np.ndarray,             # samples [n] or [n, channels], float
     if top <= quiet:
         raise SilentAudioError(name, "its channels cancel out when mixed to mono (one is the other inverted); keep one"
                                if loud else f"all silent (peak {20 * np.log10(top + 1e-12):.0f} dBFS)")
+    y = y - np.float32(y.mean(dtype=np.float64))       # a DC offset (a cheap microphone's) carries no emotion
+    if float(np.abs(y).max()) <= quiet: raise SilentAudioError(name, "a constant offset (DC) with no sound on it")
     if trim: y = trim_silence(y, sr, top_db); _long_enough(y, name, sr, min_duration)
     if to_sr and to_sr != sr: y = soxr.resample(y, sr, to_sr, quality='HQ')
     return np.ascontiguousarray(y, dtype=np.float32)

@@ -739,7 +739,7 @@ def voice_problem(y:np.ndarray, # 1-D float32 clip at `SR`
     return None
 
 # %% ../nbs/01_features.ipynb #55c4f6a6
-ENGINE_VERSION = '1'
+ENGINE_VERSION = '2'   # 2: a clip's DC offset removed on loading (`usable_audio`); part of every cache key
 
 # %% ../nbs/01_features.ipynb #2f0048c9
 @functools.lru_cache(maxsize=None)

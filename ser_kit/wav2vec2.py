@@ -16,7 +16,7 @@ from .data import (
 from .models import (
     Recognizer, uar, CheckpointError, ModelFileError, choose_val_speakers, atomic_folder, model_description,
     write_description, read_description, RETRAIN, plot_history, history_frame, HISTORY_COLUMNS, check_clips)
-from .features import content_hash, CacheWarning
+from .features import content_hash, CacheWarning, ENGINE_VERSION
 
 # %% auto #0
 __all__ = ['SEED_RECIPE', 'DEFAULT_CHECKPOINT', 'TINY', 'AUDIO_ENCODERS', 'tiny_config', 'base_config', 'kaggle_checkpoints',
@@ -288,7 +288,7 @@ def model_key(model,      # a Wav2Vec2-family model (from `load_backbone`, or bu
         h = hashlib.sha1()
         for v in model.state_dict().values(): h.update(v.detach().cpu().float().numpy().tobytes()[:4096])
         o['weights'] = h.hexdigest()
-    blob = json.dumps([o, model.config.to_dict(), settings], sort_keys=True, default=str)
+    blob = json.dumps([o, model.config.to_dict(), settings, ENGINE_VERSION], sort_keys=True, default=str)   # + decoding
     return f"{model.config.model_type}-{hashlib.sha1(blob.encode()).hexdigest()[:16]}"
 
 # %% ../nbs/04_wav2vec2.ipynb #2a0ec190

@@ -162,7 +162,7 @@ def test_v010_model_loads_and_predicts_the_same(demo):
     P, ok, _ = r.predict_proba_batch(clips)
     assert ok == [str(c) for c in clips]
     want = np.array([[expected[Path(c).name][l] for l in r.labels] for c in clips])
-    np.testing.assert_allclose(P, want, atol=1e-5)
+    np.testing.assert_allclose(P, want, atol=1e-3)   # loading has removed each clip's mean since: ~1e-4 apart
 
 
 def test_interrupted_save_keeps_the_old_model(model, model_file, small, tmp_path, monkeypatch):
