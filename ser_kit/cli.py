@@ -1041,10 +1041,16 @@ SUBCOMMANDS = [_add_corpus, _add_demo_corpus, _add_features, _add_bench, _add_tr
                _add_search, _add_demo, _add_listen]
 
 # %% ../nbs/99_cli.ipynb #ca1452ff
+class _Parser(argparse.ArgumentParser):
+    "An argument parser whose mistakes are one line like every other error (`ser-kit: error: ...`, exit status 2)."
+    def error(self, message:str):
+        dash = " (a file whose name starts with '-': write it as ./-name)" if 'unrecognized arguments: -' in message else ''
+        self.exit(2, f"ser-kit: error: {message}{dash}; see `{self.prog} --help`\n")
+
 def build_parser() -> argparse.ArgumentParser:
     "The `ser-kit` argument parser with every subcommand."
     from ser_kit import __version__
-    ap = argparse.ArgumentParser(prog='ser-kit', description='ser_kit: speech emotion recognition, taught, reusable.')
+    ap = _Parser(prog='ser-kit', description='ser_kit: speech emotion recognition, taught, reusable.')
     ap.add_argument('--version', action='version', version=f'ser_kit {__version__}')
     ap.add_argument('--debug', action='store_true', help='show the Python traceback of an error (or SER_KIT_DEBUG=1)')
     sub = ap.add_subparsers(title='commands', metavar='COMMAND')

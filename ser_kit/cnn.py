@@ -23,22 +23,30 @@ from .models import (Recognizer, speaker_ids, ModelFileError, CheckpointError, u
                             read_description, history_frame, RETRAIN, check_clips)
 
 # %% auto #0
-__all__ = ['FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'NORMS', 'ARCHS', 'FEW_CLIPS', 'BN_PRIOR',
-           'BN_MAX_CLIPS', 'BATCHNORMS', 'EMBED_ADAPT', 'CNN_ADAPT', 'HEAD_C', 'HEAD_BALANCE', 'HEAD_CLASS_WEIGHT',
-           'GATE_CLIPS', 'GATE_BREADTH', 'GATED', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS', 'default_device',
-           'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames', 'cached_frames', 'crop_frames',
-           'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift', 'aug_speed', 'aug_pitch', 'aug_specaug',
-           'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool', 'conv2d_block', 'CNN2d', 'ResBlock1d',
-           'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer', 'build_model', 'n_params', 'CNNSettings',
-           'cpu_threads', 'predict_logits', 'speaker_batchnorm', 'equal_parts', 'by_speaker', 'validation_scores',
-           'train_one_epoch', 'average_weights', 'refresh_batchnorm', 'speaker_batches', 'SpeakerBatches',
-           'train_model', 'CNNRecognizer', 'layer_taps', 'time_stats', 'network_vectors', 'clip_band_means',
-           'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
+__all__ = ['MAX_TTA', 'FEATURES', 'FPS', 'AUGMENT', 'DB_ONLY', 'AUG_FUNCS', 'TIME_AUGS', 'NORMS', 'ARCHS', 'FEW_CLIPS',
+           'BN_PRIOR', 'BN_MAX_CLIPS', 'BATCHNORMS', 'EMBED_ADAPT', 'CNN_ADAPT', 'HEAD_C', 'HEAD_BALANCE',
+           'HEAD_CLASS_WEIGHT', 'GATE_CLIPS', 'GATE_BREADTH', 'GATED', 'ACTIVE_DB', 'ADAPT_PRIOR', 'HEAD_ARRAYS',
+           'default_device', 'usable_device', 'amp_dtype', 'autocast', 'seed_everything', 'n_bands', 'clip_frames',
+           'cached_frames', 'crop_frames', 'FrameDataset', 'augment_for', 'aug_gain', 'aug_noise', 'aug_shift',
+           'aug_speed', 'aug_pitch', 'aug_specaug', 'augment_batch', 'mixup', 'Frontend', 'AttentiveStatsPool',
+           'conv2d_block', 'CNN2d', 'ResBlock1d', 'ResNet1d', 'CRNN', 'SeqRNN', 'sinusoids', 'Transformer',
+           'build_model', 'n_params', 'CNNSettings', 'cpu_threads', 'predict_logits', 'speaker_batchnorm',
+           'equal_parts', 'by_speaker', 'validation_scores', 'train_one_epoch', 'average_weights', 'refresh_batchnorm',
+           'speaker_batches', 'SpeakerBatches', 'train_model', 'CNNRecognizer', 'layer_taps', 'time_stats',
+           'network_vectors', 'clip_band_means', 'speaker_band_means', 'write_checkpoint', 'read_checkpoint']
 
 # %% ../nbs/03_cnn.ipynb #edc69528
+MAX_TTA = 64   # test-time crops a clip at most (each is a forward pass)
+
 def default_device() -> str:
     "'cuda' when a GPU is visible to torch, else 'cpu'."
     return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+def usable_device(device:str|None, # a model's saved setting ('cuda', 'cpu', or None: the default)
+                 ) -> str:
+    "`device` where torch can use it here, else the CPU: a model trained on a GPU still predicts on a laptop."
+    if device and str(device).startswith('cuda') and not torch.cuda.is_available(): return 'cpu'
+    return device or default_device()
 
 # %% ../nbs/03_cnn.ipynb #e8d868cc
 def amp_dtype(device:str, # 'cuda' or 'cpu'
@@ -767,6 +775,7 @@ def _check_settings(self:CNNRecognizer):
     if self.arch not in ARCHS: raise SettingError(None, f"arch must be one of {sorted(ARCHS)}, not {self.arch!r}")
     for name in ('n_models', 'tta'):
         if getattr(self, name) < 1: raise SettingError(None, f"{name} must be at least 1, not {getattr(self, name)}")
+    if self.tta > MAX_TTA: raise SettingError(None, f"tta (crops averaged a clip) must be at most {MAX_TTA}, not {self.tta}")
     if not 0 < self.val_fraction < 1:
         raise SettingError(None, f"val_fraction must be between 0 and 1, not {self.val_fraction}")
     if self.adapt not in (None,) + CNN_ADAPT:
@@ -904,7 +913,7 @@ def _outputs(self:CNNRecognizer, fn:Callable, # `network_vectors` or `predict_lo
              speakers:Sequence|None=None,     # a speaker id per clip (None: unknown, each its own)
             ) -> tuple[list[np.ndarray], int, int]:
     "(`fn` of every network on every clip's `tta` crops, N clips, V crops a clip); speaker BN: a speaker a batch."
-    flat, n, v = self._flat_views(X); dev = self.device or default_device(); fn = partial(fn, device=dev)
+    flat, n, v = self._flat_views(X); dev = usable_device(self.device); fn = partial(fn, device=dev)
     if self.speaker_bn != 'always': return [fn(net.to(dev), flat) for net in self.networks], n, v
     groups = np.repeat(speaker_ids(speakers, n), v)                  # a clip's crops go with its speaker
     return [by_speaker(fn, net.to(dev), flat, groups) for net in self.networks], n, v

@@ -1076,8 +1076,10 @@ class _FileCache:
     "Rows of one array keyed by file identity: a Parquet keys table naming a `.npy` data file, replaced atomically."
     def __init__(self, folder:Path, # where the cache lives, e.g. `cache_dir('features')`
                  name:str,          # the cache's name: one per setting (a feature-set key, frame parameters)
+                 row_shape:tuple|None=None, # the shape of one row when known (data of another shape is damaged)
                 ):
         self.dir, self.name, self.keys_file = Path(folder), name, Path(folder) / f"{name}.parquet"
+        self.row_shape = None if row_shape is None else tuple(row_shape)
         self.broken: str|None = None   # why the cache could not be written (then it is no longer tried)
 
     def load(self) -> tuple[pd.DataFrame|None, np.ndarray|None]:
@@ -1086,7 +1088,10 @@ class _FileCache:
             keys = pd.read_parquet(self.keys_file)
             if not {*_FILE_KEYS, '__row', '__data'} <= set(keys.columns): return None, None   # an older key schema
             data = np.load(self.dir / keys['__data'].iloc[0], mmap_mode='r')
-            return (keys, data) if len(data) == len(keys) else (None, None)
+            names = keys.attrs.get('names')                    # a damaged entry is ignored (and rewritten), never used
+            whole = (self.row_shape is None or data.shape[1:] == self.row_shape) and (
+                names is None or (data.ndim == 2 and data.shape[1] == len(names)))
+            return (keys, data) if len(data) == len(keys) and whole else (None, None)
         except Exception: return None, None
 
     def find(self, keys:pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame|None, np.ndarray|None]:
@@ -1106,9 +1111,10 @@ class _FileCache:
 # %% ../nbs/01_features.ipynb #7e95dd90
 def _open_cache(kind:str, # the cache's folder: 'features' or 'frames'
                 name:str, # the cache's name in it
+               row_shape:tuple|None=None, # the shape of one row, when known
                ) -> _FileCache|None:
     "The cache `name` in `cache_dir(kind)`, or None with a warning when that folder cannot be made or used."
-    try: return _FileCache(cache_dir(kind), name)
+    try: return _FileCache(cache_dir(kind), name, row_shape)
     except OSError as e:
         warnings.warn(f"no {kind} cache ({e.strerror or e}); going on without it (check SER_KIT_CACHE)",
                       CacheWarning, stacklevel=3)
@@ -1276,8 +1282,9 @@ def extract_frames(data,                   # manifest DataFrame (needs 'path'), 
     # one tiny clip checks the settings before any file is read, and gives the shape of every array
     shape = frame_features(np.zeros(SR//10, np.float32), **params).shape[:2] + (int(round(seconds*SR))//HOP + 1,)
     man = _as_manifest(data); keys, bad = _file_keys(list(man['path']))
-    key = hashlib.sha1(json.dumps(dict(params, engine=ENGINE_VERSION), sort_keys=True).encode()).hexdigest()[:16]
-    store = _open_cache('frames', f"{kind}-{key}") if cache else None
+    spec = dict(params, engine=ENGINE_VERSION, code=_code_hash(frame_features))   # new code: new frames, as for features
+    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    store = _open_cache('frames', f"{kind}-{key}", shape) if cache else None
     row, _, cached = store.find(keys) if store else (np.full(len(keys), -1), None, None)
     good_pos = [i for i in range(len(keys)) if i not in bad]
     miss = keys.iloc[[i for i in good_pos if row[i] < 0]].drop_duplicates('__path')

@@ -204,7 +204,7 @@ def plot_detection(det:SpeechDetector, # a detector after a stream was fed to it
     return ax
 
 # %% ../nbs/06_your_voice.ipynb #44d7e24b
-DEFAULT_MODEL_NAME = 'listen-demo-classical.skops'
+DEFAULT_MODEL_NAME = 'listen-demo-classical.skops'   # named with its feature set's key: a new engine, a new model
 
 # %% ../nbs/06_your_voice.ipynb #6ca5e60d
 def default_model(quiet:bool=False, # no message
@@ -212,7 +212,10 @@ def default_model(quiet:bool=False, # no message
                  ) -> Path:
     "A quick classical model trained on the demo corpus, cached under `cache_dir('models')` (trained on first use)."
     from ser_kit.data import writable_cache_dir, make_demo_corpus, load_corpus
-    p = writable_cache_dir('models') / DEFAULT_MODEL_NAME   # no usable cache: a private temporary folder, one warning
+    from ser_kit.features import get_featureset
+    from ser_kit.classical import DEFAULT_FEATURESET
+    stem, ext = os.path.splitext(DEFAULT_MODEL_NAME); key = get_featureset(DEFAULT_FEATURESET).key()[:8]
+    p = writable_cache_dir('models') / f"{stem}-{key}{ext}"    # no usable cache: a private temporary folder, one warning
     if p.exists(): return p
     out = out or sys.stdout
     if not quiet: print("ser-kit: no model given: training a quick classical model on the synthetic demo corpus "
@@ -225,10 +228,17 @@ def default_model(quiet:bool=False, # no message
 # %% ../nbs/06_your_voice.ipynb #d584dd18
 def get_model(model=None, # a Recognizer, a model file/folder, or None for `default_model`
               out=None):
-    "A ready recognizer from whatever the user gave."
+    "A ready emotion recognizer from whatever the user gave; a dimensions model is refused before listening starts."
     from ser_kit.models import load_model, Recognizer
-    if isinstance(model, Recognizer): return model
-    return load_model(model or default_model(out=out))
+    if isinstance(model, Recognizer): rec = model
+    elif model: rec = load_model(model)
+    else:
+        try: rec = load_model(default_model(out=out))
+        except SerKitError:                                       # the cached copy is damaged: train it again, once
+            default_model(quiet=True).unlink(missing_ok=True); rec = load_model(default_model(out=out))
+    if rec.model_type == 'dimensions':
+        raise SettingError(None, "ser-kit listen names emotions; this model predicts dimensions (arousal, valence)")
+    return rec
 
 # %% ../nbs/06_your_voice.ipynb #0c679de7
 def _checked_clip(y:np.ndarray, sr:int) -> np.ndarray:

@@ -228,13 +228,14 @@ def atomic_folder(dest:str|Path, # the model folder to (re)place
         raise OutputPathError(dest, "exists and is not a ser_kit model folder; refusing to replace it")
     check_output(dest, 'model folder')    # the CLI's checks for the Python API too: not beside audio, not in a model
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"); tmp.mkdir()
+    old = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
     try:
         yield tmp
-        old = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
         if dest.exists(): os.replace(dest, old)
         os.replace(usual_permissions(tmp), dest)   # safetensors writes 0600: the model reads as any new file
         shutil.rmtree(old, ignore_errors=True)
     finally:
+        if old.exists() and not dest.exists(): os.replace(old, dest)   # stopped between the two renames: the old back
         shutil.rmtree(tmp, ignore_errors=True)
 
 # %% ../nbs/01b_models.ipynb #8c46f23c
@@ -649,6 +650,8 @@ def load_model(path:str|Path, # a `.skops` file (classical) or a model folder wi
         except SerKitError: raise
         except (TypeError, AttributeError, KeyError, IndexError, ValueError, RuntimeError) as e:   # a bad field
             raise ModelFileError(meta, f"a damaged model description ({type(e).__name__}: {e})") from None
+        except MemoryError:                                # a size no real model has (e.g. a clip of 1e12 seconds)
+            raise ModelFileError(meta, "a damaged model description: it asks for more memory than this machine has") from None
     if not path.exists(): raise ModelFileError(path, "no such model file or folder")
     if path.suffix.lower() != '.skops':
         raise ModelFileError(path, "not a ser_kit model: a model is a .skops file (classical) or a model folder")

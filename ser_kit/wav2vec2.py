@@ -718,7 +718,8 @@ def predict_proba_audio(self:Wav2Vec2Recognizer, clips:list, # decoded clips (mo
 def _forward(self:Wav2Vec2Recognizer, X:np.ndarray, batch_size:int|None=None) -> np.ndarray:
     "Softmax outputs of fixed-length clips [n, samples], in batches."
     import torch
-    dev = self.device or ('cuda' if torch.cuda.is_available() else 'cpu')     # a loaded model starts on the CPU
+    from ser_kit.cnn import usable_device
+    dev = usable_device(self.device)                    # a loaded model starts on the CPU; saved on a GPU, still runs
     bs, res = batch_size or self.batch_size, []
     self.model_.to(dev).eval()
     with torch.inference_mode():

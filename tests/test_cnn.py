@@ -563,3 +563,23 @@ def test_speed_copies_are_new_speakers_and_validation_stays_real(tiny_corpus, tm
 def test_speed_factors_are_checked():
     for bad in ((1.0,), (0.3,), (0.9, 2.5)):
         with pytest.raises(SettingError, match='speeds'): CNNRecognizer(speeds=bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks a machine without a GPU')
+def test_a_model_saved_on_a_gpu_predicts_on_a_cpu(trained, tiny_corpus, tmp_path):
+    "A model trained with device='cuda' (Kaggle, Colab) records it; loaded on a laptop it runs on the CPU."
+    rec, folder = trained
+    d = _copy(folder, tmp_path); cfg = json.loads((d / 'ser_kit.json').read_text())
+    _edit(d, training=dict(cfg['training'], device='cuda'))
+    gpu = load_model(d); assert gpu.device == 'cuda'
+    clips = list(tiny_corpus.path[:3])
+    np.testing.assert_allclose(gpu.predict_proba_batch(clips)[0], rec.predict_proba_batch(clips)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize('field,value', [('features', 'seconds'), ('training', 'tta')])
+def test_a_description_asking_for_absurd_memory_is_refused(trained, tmp_path, field, value):
+    d = _copy(trained[1], tmp_path); cfg = json.loads((d / 'ser_kit.json').read_text())
+    if field in cfg and value in cfg[field]: _edit(d, **{field: dict(cfg[field], **{value: 1e12 if value == 'seconds' else 10**9})})
+    else: pytest.skip(f'{field}.{value} not in this description')
+    from ser_kit.models import ModelFileError
+    with pytest.raises(ModelFileError, match="more memory|damaged|at most 64"): load_model(d)

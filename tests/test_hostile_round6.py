@@ -101,3 +101,43 @@ def test_training_on_nothing_readable_names_the_source(tmp_path):
         tmp_path / 'm.csv', index=False)
     r = run('train', tmp_path / 'm.csv', '-o', tmp_path / 'o.skops')
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(f"ser-kit: error: {tmp_path / 'm.csv'}: ")
+
+
+@pytest.mark.parametrize('args,says', [(('evaluate', '.', '--protocol', 'bogus'), "invalid choice: 'bogus'"),
+                                       (('evaluate', '.', '--folds', '2.5'), "invalid int value: '2.5'"),
+                                       (('train', '.'), 'the following arguments are required: -o/--output')])
+def test_a_command_line_mistake_is_one_line(args, says):
+    r = run(*args)
+    assert r.returncode == 2 and r.stderr.strip().count('\n') == 0, r.stderr
+    assert r.stderr.startswith('ser-kit: error: ') and says in r.stderr and '--help' in r.stderr
+
+
+def test_a_damaged_cache_entry_is_recomputed_not_used(tmp_path, monkeypatch):
+    from pathlib import Path
+    from ser_kit.features import extract_features, extract_frames
+    monkeypatch.setenv('SER_KIT_CACHE', str(tmp_path / 'cache'))
+    for i in range(3): sf.write(tmp_path / f'{i}.wav', _tone() * (1 + i) / 4, 16000)
+    files = [str(tmp_path / f'{i}.wav') for i in range(3)]
+    X, F = extract_features(files, 'default', n_jobs=1, progress=False), extract_frames(files, n_jobs=1)[0]
+    for kind, width in (('features', (5,)), ('frames', (1, 3, 7))):
+        for f in (tmp_path / 'cache' / kind).glob('*.npy'):            # the right rows, a wrong shape
+            np.save(f, np.zeros((len(np.load(f)),) + width, np.float32))
+    np.testing.assert_array_equal(extract_features(files, 'default', n_jobs=1, progress=False).to_numpy(), X.to_numpy())
+    np.testing.assert_array_equal(extract_frames(files, n_jobs=1)[0], F)
+
+
+def test_a_save_stopped_between_its_two_renames_keeps_the_old_model(tmp_path, monkeypatch):
+    import os
+    from ser_kit import models
+    dest = tmp_path / 'm'
+    with models.atomic_folder(dest) as t: (t / 'ser_kit.json').write_text('{"model_type": "cnn", "v": 1}')
+    real, calls = os.replace, []
+    def replace(a, b):
+        calls.append(b); real(a, b)
+        if len(calls) == 1: raise KeyboardInterrupt             # Ctrl-C right after the old model moved aside
+    monkeypatch.setattr(models.os, 'replace', replace)
+    with pytest.raises(KeyboardInterrupt):
+        with models.atomic_folder(dest) as t: (t / 'ser_kit.json').write_text('{"model_type": "cnn", "v": 2}')
+    monkeypatch.undo()
+    assert (dest / 'ser_kit.json').read_text() == '{"model_type": "cnn", "v": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['m']

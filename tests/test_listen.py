@@ -1,5 +1,6 @@
 """ser_kit.listen: the speech detector driven by recorded audio (never a device), the no-microphone path, and prediction."""
 import io, sys, types
+from pathlib import Path
 import numpy as np
 import pytest
 from ser_kit.data import load_audio, trim_silence
@@ -158,7 +159,8 @@ def test_default_model_is_trained_once_and_cached(monkeypatch, tmp_path):
     monkeypatch.setattr('ser_kit.data.load_corpus', lambda src: [1, 2, 3])
     out = io.StringIO()
     p = L.default_model(out=out); p2 = L.default_model(out=out)
-    assert p == p2 == tmp_path / 'models' / 'm.skops' and p.read_bytes() == b'model' and calls == [3]
+    assert p == p2 and p.parent == tmp_path / 'models' and p.name.startswith('m-') and p.suffix == '.skops'
+    assert p.read_bytes() == b'model' and calls == [3]                  # named by the feature set's key: never stale
     assert out.getvalue().count('\n') == 1 and 'demo corpus' in out.getvalue()
 
 
@@ -172,3 +174,32 @@ def test_listen_adapts_to_your_voice_after_a_few_utterances(demo):
     assert hows[:ADAPT_AFTER] == ['training statistics'] * ADAPT_AFTER and hows[-1] == f'your voice, {ADAPT_AFTER + 2} utterances'
     plain = YourVoice(EmotionRecognizer(n_jobs=1, adapt=None).fit(demo[demo.speaker.isin(['01', '02'])]))
     assert plain.predict(clips[0])[1] == ''
+
+
+def test_listen_refuses_a_dimensions_model_before_listening(tiny_corpus, tmp_path):
+    from ser_kit.dimensions import DimensionRecognizer
+    from ser_kit.listen import get_model
+    from ser_kit.data import SettingError
+    d = DimensionRecognizer(n_jobs=1, adapt=None).fit(tiny_corpus).save(tmp_path / 'dim')
+    with pytest.raises(SettingError, match='predicts dimensions'): get_model(str(d))
+
+
+def test_a_damaged_default_model_is_trained_again(monkeypatch, tmp_path):
+    import ser_kit.listen as L
+    monkeypatch.setenv('SER_KIT_CACHE', str(tmp_path))
+    made = []
+    def fake_default(quiet=False, out=None):
+        p = tmp_path / 'm.skops'
+        if not p.exists(): p.write_bytes(b'garbage' if not made else b'x'); made.append(1)
+        return p
+    monkeypatch.setattr(L, 'default_model', fake_default)
+    loads = []
+    def fake_load(p):
+        loads.append(Path(p).read_bytes())
+        if Path(p).read_bytes() == b'garbage':
+            from ser_kit.models import ModelFileError
+            raise ModelFileError(p, 'not a readable ser_kit model file')
+        class R: model_type = 'classical'
+        return R()
+    monkeypatch.setattr('ser_kit.models.load_model', fake_load)
+    assert L.get_model().model_type == 'classical' and loads == [b'garbage', b'x'] and len(made) == 2
