@@ -35,7 +35,7 @@ from .data import (SerKitError, SettingError, OutputPathError, load_corpus, chec
                           MADE_FOR_OUTPUT, remove_made_folders)
 from .features import get_featureset, extract_features, bench_features, voice_problem, SR
 from .models import (load_model, make_model, cross_validate, bench_predict, expand_inputs, Recognizer,
-                            model_class, versions, sha256_file, ModelFileError)
+                            model_class, versions, sha256_file, ModelFileError, clips_once)
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'SETTINGS_MARK', 'DASK_EXTRA', 'AUGMENT_HELP', 'MODEL_OPTIONS', 'SPEAKER_COLUMNS', 'SEARCH_FILES',
@@ -477,14 +477,11 @@ def _listed_files(csv:str|Path) -> pd.DataFrame:
     return df
 
 def _each_once(files:list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    "The files, each once by what it is (a link to, or `a/../a` path of, a file already listed is not a new clip)."
-    first, keep, again = {}, [], []
-    for f in files:
-        real = os.path.realpath(f)
-        if real not in first: first[real] = f; keep.append(f)
-        else: again.append((f, f"the same file as {first[real]}: predicted once" if f != first[real] else
-                                "given twice: predicted once"))
-    return keep, again
+    "The files, each once by what it is (`clips_once`: a link to, or `a/../a` path of, a listed file is no new clip)."
+    first = clips_once(files, None)
+    again = [(f, "given twice: predicted once" if f == files[first[i]] else
+                 f"the same file as {files[first[i]]}: predicted once") for i, f in enumerate(files) if first[i] != i]
+    return [f for i, f in enumerate(files) if first[i] == i], again
 
 def gather_inputs(inputs:list[str],         # audio files, folders (searched recursively) and manifest CSVs
                   speaker_from:str='auto',  # 'auto', 'name', 'folder' or 'none' (see `find_speakers`)
@@ -1044,7 +1041,8 @@ SUBCOMMANDS = [_add_corpus, _add_demo_corpus, _add_features, _add_bench, _add_tr
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose mistakes are one line like every other error (`ser-kit: error: ...`, exit status 2)."
     def error(self, message:str):
-        dash = " (a file whose name starts with '-': write it as ./-name)" if 'unrecognized arguments: -' in message else ''
+        dash = (" (a file whose name starts with '-': write it as ./-name)"
+                if 'unrecognized arguments: -' in message else '')
         self.exit(2, f"ser-kit: error: {message}{dash}; see `{self.prog} --help`\n")
 
 def build_parser() -> argparse.ArgumentParser:

@@ -775,7 +775,8 @@ def _check_settings(self:CNNRecognizer):
     if self.arch not in ARCHS: raise SettingError(None, f"arch must be one of {sorted(ARCHS)}, not {self.arch!r}")
     for name in ('n_models', 'tta'):
         if getattr(self, name) < 1: raise SettingError(None, f"{name} must be at least 1, not {getattr(self, name)}")
-    if self.tta > MAX_TTA: raise SettingError(None, f"tta (crops averaged a clip) must be at most {MAX_TTA}, not {self.tta}")
+    if self.tta > MAX_TTA:
+        raise SettingError(None, f"tta (crops averaged a clip) must be at most {MAX_TTA}, not {self.tta}")
     if not 0 < self.val_fraction < 1:
         raise SettingError(None, f"val_fraction must be between 0 and 1, not {self.val_fraction}")
     if self.adapt not in (None,) + CNN_ADAPT:

@@ -362,7 +362,8 @@ def emotion_mapping_table() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=['corpus', 'code', 'emotion'])
 
 # %% ../nbs/00_data.ipynb #d41af437
-AUDIO_EXTS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif', '.aifc', '.au', '.snd', '.caf', '.oga', '.opus', '.wave')
+AUDIO_EXTS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif', '.aifc', '.au', '.snd', '.caf', '.oga', '.opus',
+              '.wave')
 # every recording ser_kit protects from its outputs, whether or not it can read it
 RECORDING_EXTS = AUDIO_EXTS + ('.m4a', '.m4b', '.mp4', '.aac', '.wma', '.webm', '.mka', '.amr', '.3gp', '.wv', '.ape',
                                '.spx', '.ra', '.mpga', '.alac')
@@ -716,7 +717,8 @@ def _one_spelling(df:pd.DataFrame, # a manifest being read (changed in place)
     if not len(twice): return
     df.loc[num.index, 'speaker'] = key.map(spellings)
     ex = '; '.join(' = '.join(sorted(set(num[key == k]))) for k in twice.index[:3])
-    warnings.warn(f"{csv}: {len(twice)} speaker(s) written as one number two ways, taken as one each: {ex}", stacklevel=3)
+    warnings.warn(f"{csv}: {len(twice)} speaker(s) written as one number two ways, taken as one each: {ex}",
+                  stacklevel=3)
 
 # %% ../nbs/00_data.ipynb #1625f63f
 def listed_paths(paths:Iterable,  # the `path` column of a CSV

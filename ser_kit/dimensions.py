@@ -202,7 +202,8 @@ def predict_table(self:DimensionRecognizer, paths:str|Path|Sequence, # files and
     V, ok_ids, skipped, keep, kept = each_clip_once(self.predict_values_batch, files, ids, len(self.labels))
     V, ok = V[kept], [files[i] for i in keep]                        # a file given twice: one clip, two rows
     out = pd.DataFrame({'path': ok} | {d: V[:, j] for j, d in enumerate(self.labels)})
-    if ids is not None: out['speaker'], out['speaker_clips'] = ids[keep], clips_per_speaker(ok_ids)[kept] if keep else []
+    if ids is not None:
+        out['speaker'], out['speaker_clips'] = ids[keep], clips_per_speaker(ok_ids)[kept] if keep else []
     out.attrs['skipped'] = pd.concat([x for x in (missing, skipped) if x is not None and len(x)] or [missing],
                                      ignore_index=True)
     out.attrs['adaptation'], out.attrs['targets'] = self.adaptation(), dict(self.targets_)

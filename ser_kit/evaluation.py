@@ -306,7 +306,8 @@ def _probabilities(r:dict, cols:list[str]) -> pd.DataFrame:
     if not len(p): return p
     p = p.reindex(columns=list(dict.fromkeys([*p.columns, *cols]))); p[cols] = p[cols].fillna(0.0)
     bad = ~np.isclose(p[cols].sum(axis=1), 1, atol=1e-3)
-    if bad.any(): raise SettingError(p.path[bad].iloc[0], "its probabilities are missing, not numbers or do not sum to 1")
+    if bad.any():
+        raise SettingError(p.path[bad].iloc[0], "its probabilities are missing, not numbers or do not sum to 1")
     return p
 
 def _check_fusable(a:dict, b:dict, weight:float|None):
@@ -314,16 +315,19 @@ def _check_fusable(a:dict, b:dict, weight:float|None):
     if list(a['labels']) != list(b['labels']):
         raise SettingError(None, f"the results have different labels: {a['labels']} vs {b['labels']}")
     if a.get('protocol') != b.get('protocol'):
-        raise SettingError(None, f"the results come from different protocols: {a.get('protocol')} vs {b.get('protocol')}")
+        raise SettingError(None, f"the results come from different protocols: {a.get('protocol')} vs "
+                                 f"{b.get('protocol')}")
     if weight is not None and not (isinstance(weight, (int, float, np.number)) and 0 <= weight <= 1):
-        raise SettingError(None, f"weight is the second result's share, from 0 to 1 (or None: cross-fitted), not {weight!r}")
+        raise SettingError(None, f"weight is the second result's share, from 0 to 1 (or None: cross-fitted), "
+                                 f"not {weight!r}")
 
 def _fused_predictions(a:dict, b:dict, weight:float|None, pool:str) -> tuple[pd.DataFrame, list[str], dict]:
     "(the clips both results predicted, with fused probabilities and predictions; the labels; {fold: b's weight})."
     _check_fusable(a, b, weight)
     labels = list(a['labels']); cols = [f'p_{l}' for l in labels]
     pa, pb = _probabilities(a, cols), _probabilities(b, cols)
-    try: m = pa.merge(pb[['path', 'fold'] + cols], on=['path', 'fold'], suffixes=('', '_b')) if len(pa) and len(pb) else []
+    try: m = pa.merge(pb[['path', 'fold'] + cols], on=['path', 'fold'], suffixes=('', '_b')) if len(pa) and len(pb) \
+             else []
     except (ValueError, TypeError): m = []                      # folds named differently (numbers and text)
     if not len(m): raise SettingError(None, "the two results share no clip: run both on the same folds "
                                             "(pass the same `folds` to cross_validate)")
@@ -351,7 +355,8 @@ def fuse_results(a:dict, b:dict,          # two `cross_validate` results of the 
                 for k, g in m.groupby('fold')]
     fu = [f['uar'] for f in per_fold]
     how = 'cross-fitted' if weight is None else 'fixed'
-    return dict(protocol=a['protocol'], folds=len(per_fold), n_files=len(m), labels=labels, uar=res['uar'], wa=res['wa'],
+    return dict(protocol=a['protocol'], folds=len(per_fold), n_files=len(m), labels=labels, uar=res['uar'],
+                wa=res['wa'],
                 macro_f1=res['macro_f1'], per_class_recall=res['per_class_recall'], confusion=res['confusion'],
                 seconds=a['seconds'] + b['seconds'], uar_fold_mean=float(np.mean(fu)), uar_fold_std=float(np.std(fu)),
                 per_fold=per_fold, n_speakers=a.get('n_speakers'),

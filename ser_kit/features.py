@@ -1282,7 +1282,7 @@ def extract_frames(data,                   # manifest DataFrame (needs 'path'), 
     # one tiny clip checks the settings before any file is read, and gives the shape of every array
     shape = frame_features(np.zeros(SR//10, np.float32), **params).shape[:2] + (int(round(seconds*SR))//HOP + 1,)
     man = _as_manifest(data); keys, bad = _file_keys(list(man['path']))
-    spec = dict(params, engine=ENGINE_VERSION, code=_code_hash(frame_features))   # new code: new frames, as for features
+    spec = dict(params, engine=ENGINE_VERSION, code=_code_hash(frame_features))   # new code: new frames, as features
     key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     store = _open_cache('frames', f"{kind}-{key}", shape) if cache else None
     row, _, cached = store.find(keys) if store else (np.full(len(keys), -1), None, None)

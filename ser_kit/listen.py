@@ -215,7 +215,7 @@ def default_model(quiet:bool=False, # no message
     from ser_kit.features import get_featureset
     from ser_kit.classical import DEFAULT_FEATURESET
     stem, ext = os.path.splitext(DEFAULT_MODEL_NAME); key = get_featureset(DEFAULT_FEATURESET).key()[:8]
-    p = writable_cache_dir('models') / f"{stem}-{key}{ext}"    # no usable cache: a private temporary folder, one warning
+    p = writable_cache_dir('models') / f"{stem}-{key}{ext}"   # no usable cache: a private temporary folder, a warning
     if p.exists(): return p
     out = out or sys.stdout
     if not quiet: print("ser-kit: no model given: training a quick classical model on the synthetic demo corpus "

@@ -509,7 +509,7 @@ def _rows_of(once:list[int], files:list[str], ok:list[str]) -> dict[int, int]:
         if j < len(ok) and files[i] == ok[j]: row[i] = j; j += 1
     return row
 
-def each_clip_once(batch,                 # (files, speaker ids or None) -> (rows [n_ok, width], ok paths, `path, error`)
+def each_clip_once(batch,                 # (files, speaker ids or None) -> (rows [n_ok, width], ok paths, skipped)
                    files:list[str],       # the files of one request, in order
                    ids:np.ndarray|None,   # their speaker ids (None: all unknown)
                    width:int,             # columns of a row (for a request with no file)
@@ -651,7 +651,8 @@ def load_model(path:str|Path, # a `.skops` file (classical) or a model folder wi
         except (TypeError, AttributeError, KeyError, IndexError, ValueError, RuntimeError) as e:   # a bad field
             raise ModelFileError(meta, f"a damaged model description ({type(e).__name__}: {e})") from None
         except MemoryError:                                # a size no real model has (e.g. a clip of 1e12 seconds)
-            raise ModelFileError(meta, "a damaged model description: it asks for more memory than this machine has") from None
+            raise ModelFileError(meta, "a damaged model description: it asks for more memory than this machine "
+                                       "has") from None
     if not path.exists(): raise ModelFileError(path, "no such model file or folder")
     if path.suffix.lower() != '.skops':
         raise ModelFileError(path, "not a ser_kit model: a model is a .skops file (classical) or a model folder")
